@@ -1,0 +1,144 @@
+"""Scalable-Softmax (SSMax) as plain functions, and the closed forms chapter 1 derives.
+
+SSMax(z)_i = n^{s z_i} / sum_j n^{s z_j} = softmax((s log n + b) z)_i.
+
+In attention the factor ``s log n + b`` depends only on the query (through the number of keys
+``n`` it sees), so it can multiply the queries before a fused attention kernel; `query_scale`
+computes that factor. `ssmax` is the stand-alone function, for anything that is not attention.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Union
+
+import torch
+from torch import Tensor
+
+Scalar = Union[float, int, Tensor]
+
+__all__ = [
+    "ssmax",
+    "query_scale",
+    "causal_key_counts",
+    "softmax_max",
+    "softmax_max_bound",
+    "ssmax_max_bound",
+    "required_logit",
+]
+
+
+def _as_tensor(value: Scalar, like: Tensor) -> Tensor:
+    return torch.as_tensor(value, dtype=like.dtype, device=like.device)
+
+
+def query_scale(n: Scalar, s: Scalar, b: Scalar | None = None) -> Tensor:
+    """The per-query inverse temperature ``s * log(n) (+ b)``.
+
+    ``n`` is the number of keys the query attends to: ``i + 1`` for the 0-based causal position
+    ``i`` (see `causal_key_counts`). Computed in float32 or wider so that ``log n`` stays exact
+    for n up to 10^7 whatever dtype the queries have; cast the result to the queries' dtype.
+    """
+    n_t = torch.as_tensor(n)
+    if not n_t.is_floating_point() or n_t.dtype in (torch.float16, torch.bfloat16):
+        n_t = n_t.to(torch.float32)
+    if bool((n_t < 1).any()):
+        raise ValueError(f"n must be >= 1 (the number of keys a query sees); got min {n_t.min().item()}")
+    scale = torch.as_tensor(s, dtype=n_t.dtype, device=n_t.device) * torch.log(n_t)
+    if b is not None:
+        scale = scale + torch.as_tensor(b, dtype=n_t.dtype, device=n_t.device)
+    return scale
+
+
+def causal_key_counts(query_len: int, past_len: int = 0, device: torch.device | str | None = None) -> Tensor:
+    """Keys seen by each query in causal attention: ``n_i = past_len + i + 1``.
+
+    With a KV cache holding ``past_len`` earlier tokens the new query ``i`` sees those plus
+    itself and the ``i`` new tokens before it.
+    """
+    if query_len < 0 or past_len < 0:
+        raise ValueError(f"query_len and past_len must be >= 0; got {query_len}, {past_len}")
+    return torch.arange(past_len + 1, past_len + query_len + 1, device=device, dtype=torch.float32)
+
+
+def ssmax(x: Tensor, s: Scalar, n: Scalar | None = None, b: Scalar = 0.0, dim: int = -1) -> Tensor:
+    """softmax((s log n + b) x) along ``dim``.
+
+    ``n`` defaults to the size of ``dim``; ``s``, ``b`` and ``n`` may be floats or tensors that
+    broadcast against ``x``. Entries equal to -inf (masked) get exactly 0, even where the factor
+    is 0 (n = 1), where a plain ``factor * x`` would give NaN. The softmax runs in float32 (or
+    float64 for float64 input) and is cast back, so float16/bfloat16 inputs give no NaN or inf.
+    A row whose entries are all masked returns zeros.
+    """
+    if not torch.is_tensor(x):
+        raise TypeError(f"x must be a torch.Tensor; got {type(x).__name__}")
+    work_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+    xw = x.to(work_dtype)
+    if n is None:
+        n = x.shape[dim]
+    # n in the working dtype, so float64 input gets log n (and the factor) in float64 too
+    factor = query_scale(torch.as_tensor(n, dtype=work_dtype, device=x.device), s, b).to(work_dtype)
+    masked = torch.isneginf(xw)
+    logits = torch.where(masked, torch.full_like(xw, -math.inf), factor * xw.masked_fill(masked, 0.0))
+    probs = torch.softmax(logits, dim=dim)
+    probs = torch.nan_to_num(probs, nan=0.0)  # fully masked rows
+    return probs.to(x.dtype)
+
+
+# --- theory helpers (chapter 1) -------------------------------------------------------------
+
+def softmax_max(z: Tensor, dim: int = -1) -> Tensor:
+    """The largest output of softmax(z): the quantity that fades as n grows."""
+    return torch.softmax(z.to(torch.float64), dim=dim).amax(dim=dim)
+
+
+def softmax_max_bound(n: Scalar, gap: Scalar) -> Tensor:
+    """Upper bound on max softmax(z) for n logits spread over a range ``gap = z_max - z_min``.
+
+    max_i softmax(z)_i <= 1 / (1 + (n - 1) e^{-gap}); equality when the other n - 1 logits all
+    sit at z_max - gap. Tends to 0 as n grows unless the gap grows like log n.
+    """
+    n_t = torch.as_tensor(n, dtype=torch.float64)
+    gap_t = torch.as_tensor(gap, dtype=torch.float64)
+    # 1/(1 + (n-1) e^{-gap}) = sigmoid(gap - log(n-1)); n = 1 gives 1.
+    return torch.where(n_t > 1, torch.sigmoid(gap_t - torch.log(torch.clamp(n_t - 1, min=1.0))),
+                       torch.ones_like(n_t * gap_t))
+
+
+def ssmax_max_bound(n: Scalar, gap: Scalar, s: Scalar) -> Tensor:
+    """SSMax's counterpart: 1 / (1 + (n - 1) n^{-s gap}).
+
+    Tends to 1 if gap > 1/s and to 0 if gap < 1/s as n grows: a fixed margin suffices.
+    """
+    n_t = torch.as_tensor(n, dtype=torch.float64)
+    gap_t = torch.as_tensor(gap, dtype=torch.float64)
+    s_t = torch.as_tensor(s, dtype=torch.float64)
+    return softmax_max_bound(n_t, s_t * torch.log(n_t) * gap_t)
+
+
+def required_logit(n: int, target: float, s: float | None = None, tol: float = 1e-10) -> float:
+    """The z_max whose output reaches ``target`` when the other n - 1 logits are evenly spaced
+    in [0, 1] (the paper's Fig. 3). ``s=None`` means plain softmax; otherwise SSMax with that s.
+
+    Output probability is increasing in z_max, so bisection finds it to ``tol``.
+    """
+    if n < 2:
+        raise ValueError(f"n must be >= 2; got {n}")
+    if not 0.0 < target < 1.0:
+        raise ValueError(f"target must be in (0, 1); got {target}")
+    others = torch.linspace(0.0, 1.0, n - 1, dtype=torch.float64)
+    factor = 1.0 if s is None else s * math.log(n)
+    if factor <= 0:
+        raise ValueError(f"s must be > 0; got {s}")
+
+    def prob(z_max: float) -> float:
+        logits = torch.cat([others, torch.tensor([z_max], dtype=torch.float64)]) * factor
+        return torch.softmax(logits, dim=0)[-1].item()
+
+    lo, hi = 0.0, 1.0
+    while prob(hi) < target:
+        hi *= 2.0
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if prob(mid) < target else (lo, mid)
+    return 0.5 * (lo + hi)
