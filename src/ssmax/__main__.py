@@ -1,0 +1,61 @@
+"""Command line: `python -m ssmax list | run NAME [--profile P] [--seed S] | reproduce --profile P`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from . import experiments as ex
+from .device import DEVICE_CHOICES
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ssmax", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("list", help="list experiments and the seeds each profile runs")
+    run = sub.add_parser("run", help="run one experiment (and any missing dependency)")
+    run.add_argument("name", help="experiment name (see `list`)")
+    run.add_argument("--profile", default="cpu", choices=ex.PROFILES)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    run.add_argument("--reuse", action="store_true", help="keep current results instead of rerunning")
+    rep = sub.add_parser("reproduce", help="rerun every experiment of a profile")
+    rep.add_argument("--profile", required=True, choices=ex.PROFILES)
+    rep.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    rep.add_argument("--reuse", action="store_true", help="keep current results (resume a reproduce run)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "list":
+            for name in ex.list_experiments():
+                seeds = {p: list(ex.seeds_for(name, p)) for p in ex.PROFILES}
+                print(f"{name:22s} seeds {json.dumps(seeds)}")
+            return 0
+        if args.command == "run":
+            ex.check_experiment(args.name)
+            ex.check_seed(args.name, args.profile, args.seed)
+            t0 = time.perf_counter()
+            result = ex.run(args.name, args.profile, args.seed, device=args.device, force=not args.reuse)
+            print(f"{args.name} seed {args.seed} ({args.profile}): done in {time.perf_counter() - t0:.1f} s "
+                  f"-> data/results/{args.profile}/{args.name}--seed{args.seed}.json")
+            final = result["metrics"].get("final_val_loss")
+            if final is not None:
+                print(f"final validation loss {final:.4f}")
+            return 0
+        times = ex.reproduce(args.profile, device=args.device, force=not args.reuse)
+        for key, seconds in times.items():
+            print(f"{key:32s} {seconds:8.1f} s")
+        print(f"{'total':32s} {sum(times.values()):8.1f} s")
+        return 0
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
