@@ -1,0 +1,272 @@
+"""Tooling for the book's notebooks: execute them with papermill, clean their metadata.
+
+    python -m ssmax.notebooks execute [--profile P] [--retrain] [--device D] notebooks/*.ipynb
+    python -m ssmax.notebooks clean notebooks/*.ipynb
+
+``execute`` runs each notebook in place with papermill, on a kernel that is *this* interpreter
+(so the venv's python runs the code whatever kernelspecs the machine has), with the kernel's
+working directory set to the notebook's folder, as Jupyter and nbval do. Progress goes to stderr.
+It cleans each notebook afterwards.
+
+``clean`` makes a committed notebook depend only on its sources and outputs: it drops papermill's
+and nbclient's timestamps and durations, normalises the kernelspec and language_info, keeps cell
+ids (fills missing ones deterministically), keeps outputs and tags, and drops papermill's
+``injected-parameters`` cell when every injected value equals the default in the ``parameters``
+cell (so rerunning with the default profile does not churn the file).
+
+The module is also a Sphinx extension (``sphinx: extra_extensions: [ssmax.notebooks]`` in
+``_config.yml``): it copies MathJax 3 from the ``django-static-mathjax`` wheel into the built
+book's ``_static/mathjax/`` so the book typesets math offline (``mathjax_path`` points there),
+and drops inline scripts that other extensions add twice to each page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+DEFAULT_PARAMETERS: dict[str, Any] = {"profile": "cpu", "retrain": False, "device": "auto"}
+
+_CELL_METADATA_DROP = ("papermill", "execution", "ExecuteTime", "collapsed", "scrolled")
+_NB_METADATA_DROP = ("papermill", "widgets", "vscode", "interpreter", "toc", "varInspector")
+_KERNELSPEC = {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}
+_LANGUAGE_INFO = {"name": "python", "pygments_lexer": "ipython3"}
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- clean
+def _assignments(source: str) -> dict[str, Any] | None:
+    """Literal ``name = value`` assignments of a cell; None if the cell holds anything else."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    values: dict[str, Any] = {}
+    for node in tree.body:
+        if not (isinstance(node, ast.Assign) and len(node.targets) == 1
+                and isinstance(node.targets[0], ast.Name)):
+            return None
+        try:
+            values[node.targets[0].id] = ast.literal_eval(node.value)
+        except ValueError:
+            return None
+    return values
+
+
+def _tags(cell: Any) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def notebook_defaults(nb: Any) -> dict[str, Any] | None:
+    """The literal assignments of the cell tagged ``parameters`` (None if there is none)."""
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in _tags(cell):
+            return _assignments(cell.source)
+    return None
+
+
+def clean_notebook(nb: Any) -> Any:
+    """Return ``nb`` (an nbformat NotebookNode) with volatile metadata removed, in place."""
+    defaults = notebook_defaults(nb)
+
+    kept = []
+    for cell in nb.cells:
+        if "injected-parameters" in _tags(cell):
+            injected = _assignments(cell.source)
+            if (defaults is not None and injected is not None
+                    and all(k in defaults and defaults[k] == v for k, v in injected.items())):
+                continue  # the same values as the defaults: drop it
+        kept.append(cell)
+    nb.cells = kept
+
+    seen: set[str] = set()
+    for index, cell in enumerate(nb.cells):
+        for key in _CELL_METADATA_DROP:
+            cell.metadata.pop(key, None)
+        if "tags" in cell.metadata and not cell.metadata["tags"]:
+            del cell.metadata["tags"]  # papermill adds empty tag lists
+        cell_id = cell.get("id")
+        if not cell_id or cell_id in seen:
+            digest = hashlib.sha1(f"{index}\0{cell.source}".encode()).hexdigest()[:8]
+            cell_id = f"cell-{digest}"
+            cell["id"] = cell_id
+        seen.add(cell_id)
+
+    for key in _NB_METADATA_DROP:
+        nb.metadata.pop(key, None)
+    nb.metadata["kernelspec"] = dict(_KERNELSPEC)
+    nb.metadata["language_info"] = dict(_LANGUAGE_INFO)
+    if nb.nbformat == 4 and nb.get("nbformat_minor", 0) < 5:
+        nb["nbformat_minor"] = 5  # cell ids need 4.5
+    return nb
+
+
+def clean(paths: Sequence[Path]) -> None:
+    import nbformat
+
+    for path in paths:
+        before = path.read_text(encoding="utf-8")
+        nb = nbformat.reads(before, as_version=4)
+        after = nbformat.writes(clean_notebook(nb))
+        if not after.endswith("\n"):
+            after += "\n"
+        if after != before:
+            path.write_text(after, encoding="utf-8")
+            _log(f"cleaned {path}")
+
+
+# --------------------------------------------------------------------------- execute
+def _kernel_manager_class() -> type:
+    from jupyter_client.manager import AsyncKernelManager
+
+    class CurrentPythonKernelManager(AsyncKernelManager):
+        """A python3 kernel started with this interpreter, whatever kernelspecs are installed."""
+
+        def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+            cmd = super().format_kernel_cmd(extra_arguments)
+            if len(cmd) > 2 and cmd[1:3] == ["-m", "ipykernel_launcher"]:
+                cmd[0] = sys.executable
+            return cmd
+
+    return CurrentPythonKernelManager
+
+
+def execute(paths: Sequence[Path], parameters: dict[str, Any], timeout: int | None = None) -> None:
+    import nbformat
+    import papermill
+
+    manager = _kernel_manager_class()
+    for i, path in enumerate(paths, 1):
+        # Inject only the values that differ from the notebook's own defaults, so that a run
+        # with the defaults leaves no injected-parameters cell behind.
+        # Start from the defaults (drop a cell injected by an earlier run with other values),
+        # and with stable cell ids (papermill would give id-less cells random ones).
+        nb = nbformat.read(path, as_version=4)
+        nb.cells = [c for c in nb.cells if "injected-parameters" not in _tags(c)]
+        nbformat.write(clean_notebook(nb), path)
+        defaults = notebook_defaults(nb) or {}
+        changed = {k: v for k, v in parameters.items() if k not in defaults or defaults[k] != v}
+        _log(f"[{i}/{len(paths)}] executing {path} with {parameters}")
+        start = time.perf_counter()
+        papermill.execute_notebook(
+            str(path), str(path), parameters=changed, kernel_name="python3", language="python",
+            cwd=str(path.resolve().parent), progress_bar=True, execution_timeout=timeout,
+            kernel_manager_class=manager,
+        )
+        clean([path])
+        _log(f"[{i}/{len(paths)}] {path} done in {time.perf_counter() - start:.1f} s")
+
+
+# --------------------------------------------------------------------------- Sphinx hook
+MATHJAX_FILES = ("tex-chtml.js", "input/tex/extensions", "output/chtml/fonts/woff-v2", "ui", "a11y")
+
+
+def mathjax_source() -> Path:
+    """The MathJax 3 ``es5`` folder shipped by the django-static-mathjax wheel."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("MathJax files not found: pip install django-static-mathjax==3.2.2.1")
+    es5 = Path(list(spec.submodule_search_locations)[0]) / "static" / "mathjax" / "es5"
+    if not (es5 / "tex-chtml.js").is_file():
+        raise RuntimeError(f"MathJax files not found in {es5}")
+    return es5
+
+
+def copy_mathjax(dest: Path) -> None:
+    """Copy the MathJax component, its TeX extensions, fonts and licence to ``dest``."""
+    src = mathjax_source()
+    for rel in MATHJAX_FILES:
+        s, d = src / rel, dest / rel
+        if s.is_dir():
+            shutil.copytree(s, d, dirs_exist_ok=True)
+        else:
+            d.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(s, d)
+    shutil.copy2(src.parent / "LICENSE", dest / "LICENSE")
+
+
+def _on_build_finished(app: Any, exception: Exception | None) -> None:
+    if exception is None and app.builder.format == "html":
+        copy_mathjax(Path(app.outdir) / "_static" / "mathjax")
+
+
+def _dedupe_scripts(app: Any, pagename: str, templatename: str, context: dict[str, Any],
+                    doctree: Any) -> None:
+    """Drop repeated inline scripts: with Sphinx 7.4, sphinx-thebe's and sphinx-togglebutton's
+    inline configuration lands twice in each page (``const THEBE_JS_URL`` declared twice is a
+    console error)."""
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
+    unique = []
+    for js in scripts:
+        name = getattr(js, "filename", js) or ""  # inline scripts: None or ""
+        key = (str(name), tuple(sorted(getattr(js, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    context["script_files"] = unique
+
+
+def setup(app: Any) -> dict[str, Any]:
+    """Sphinx extension entry point (see the module docstring)."""
+    mathjax_source()  # fail early, with the install hint
+    app.connect("build-finished", _on_build_finished)
+    app.connect("html-page-context", _dedupe_scripts, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}
+
+
+# --------------------------------------------------------------------------- CLI
+def _parse_bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ssmax.notebooks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    ex = sub.add_parser("execute", help="run notebooks in place with papermill, then clean them")
+    ex.add_argument("--profile", default=DEFAULT_PARAMETERS["profile"],
+                    help="papermill parameter `profile` (smoke | cpu | gpu); default cpu")
+    ex.add_argument("--retrain", type=_parse_bool, default=None, metavar="true|false",
+                    help="papermill parameter `retrain`; default: the notebook's own")
+    ex.add_argument("--device", default=None, help="papermill parameter `device`; default: the notebook's own")
+    ex.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
+    ex.add_argument("notebooks", nargs="+", type=Path)
+    cl = sub.add_parser("clean", help="strip volatile metadata from notebooks, in place")
+    cl.add_argument("notebooks", nargs="+", type=Path)
+    args = parser.parse_args(argv)
+
+    missing = [str(p) for p in args.notebooks if not p.is_file()]
+    if missing:
+        parser.error(f"no such notebook: {', '.join(missing)}")
+    if args.command == "clean":
+        clean(args.notebooks)
+        return 0
+    parameters: dict[str, Any] = {"profile": args.profile}
+    if args.retrain is not None:
+        parameters["retrain"] = args.retrain
+    if args.device is not None:
+        parameters["device"] = args.device
+    execute(args.notebooks, parameters, timeout=args.timeout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
