@@ -61,6 +61,17 @@ def window_means(curve: np.ndarray, train_len: int, multiples: Sequence[int] = (
     return out
 
 
+def smooth(curve: Sequence[float], window: int) -> np.ndarray:
+    """Centered moving average (shorter windows at the ends), for plotting per-position curves."""
+    arr = np.asarray(curve, dtype=float)
+    if window <= 1:
+        return arr
+    kernel = np.ones(window)
+    num = np.convolve(arr, kernel, mode="same")
+    den = np.convolve(np.ones_like(arr), kernel, mode="same")
+    return num / den
+
+
 def window_label(lo_multiple: int, hi_multiple: int) -> str:
     def t(k: int) -> str:
         return "T" if k == 1 else f"{k}T"

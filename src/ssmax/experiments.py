@@ -115,6 +115,24 @@ class ExperimentConfig:
     depends_on: dict = field(default_factory=dict)
 
 
+def describe_profile(profile: str) -> str:
+    """A few lines on the scale of a profile, for the chapters' prose."""
+    prof = check_profile(profile)
+    m, pt, sft = prof.model, prof.pretrain, prof.sft
+    params = GPT(_model_config(prof, "softmax")).num_parameters()
+    tokens = pt["steps"] * pt["batch_size"] * m["block_size"]
+    return "\n".join([
+        f"profile {prof.name}: {m['n_layer']} layers, {m['n_head']} heads, width {m['n_embd']}, "
+        f"{params / 1e6:.2f}M parameters, byte vocabulary",
+        f"pretraining: context T = {m['block_size']}, {pt['steps']} steps x batch {pt['batch_size']} "
+        f"= {tokens / 1e6:.1f}M tokens, AdamW lr {pt['lr']:g}, warmup {pt['warmup_steps']}, cosine decay",
+        f"seeds for (a), (b), (e): {list(prof.seeds)}; (f) switches to SSMax for the last "
+        f"{prof.switch_fraction:.0%} of the steps",
+        f"needle fine-tuning: {sft['steps']} steps x batch {sft['batch_size']} at length T, lr {sft['lr']:g}, "
+        f"{prof.n_digits}-digit numbers",
+    ])
+
+
 # --- the registry ---------------------------------------------------------------------------
 
 def list_experiments() -> list[str]:

@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -109,6 +110,8 @@ def environment(device: torch.device, wall_time_s: float) -> dict:
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
         "torch_threads": torch.get_num_threads(),
         "wall_time_s": round(wall_time_s, 2),
+        # peak resident memory of the whole process so far (Linux reports KiB)
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
     }
 
 
@@ -167,3 +170,13 @@ def has_current_result(profile: str, experiment: str, seed: int, config: Any) ->
     except (MissingResultsError, StaleResultsError):
         return False
     return True
+
+
+def wall_times(profile: str) -> dict[str, float]:
+    """Recorded wall time of every stored run of a profile, ``{"name--seedS": seconds}``."""
+    folder = results_root() / profile
+    out = {}
+    for path in sorted(folder.glob("*--seed*.json")):
+        data = read_result_file(path)
+        out[path.stem] = float(data["environment"].get("wall_time_s", float("nan")))
+    return out
