@@ -40,7 +40,7 @@ def test_notebook_starts_with_parameters_then_checks_them(path):
     assert "parameters" in cells[0].metadata.get("tags", [])
     assert cells[0].source.splitlines() == ['profile = "cpu"', "retrain = False", 'device = "auto"']
     assert "experiments.check_notebook_parameters(profile=profile, retrain=retrain, device=device)" in cells[1].source
-    assert all(c.outputs for c in cells), f"{path.name} is committed with unexecuted cells"
+    assert all(c.execution_count for c in cells), f"{path.name} is committed with unexecuted cells"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])

@@ -194,7 +194,10 @@ def needle_accuracy_beyond(result: dict, min_multiple: int, train_len: int, thet
     number of trials it pools."""
     grid = result["metrics"][f"theta_x{theta}"]
     lengths = np.asarray(grid["context_lengths"])
-    acc = np.asarray(grid[metric])[lengths >= min_multiple * train_len]
+    keep = lengths >= min_multiple * train_len
+    if not keep.any():
+        raise ValueError(f"no context length >= {min_multiple}T in {grid['context_lengths']}; lower min_multiple")
+    acc = np.asarray(grid[metric])[keep]
     return float(acc.mean()), int(acc.size * grid["trials"])
 
 

@@ -17,7 +17,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import BatchSampler, load_corpus, needle_batch
