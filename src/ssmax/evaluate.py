@@ -49,6 +49,31 @@ def per_position_loss(
     return (total / len(docs)).numpy()
 
 
+def fixed_windows(stream: np.ndarray, length: int, count: int, seed: int = 0) -> np.ndarray:
+    """``count`` windows of ``length + 1`` tokens at seeded random offsets of a token stream: one
+    held-out set, identical for every model and training seed."""
+    if len(stream) < length + 1:
+        raise ValueError(f"the stream ({len(stream)} tokens) is shorter than length + 1 = {length + 1}")
+    starts = np.random.default_rng(seed).integers(0, len(stream) - length, size=count)
+    return np.stack([stream[i:i + length + 1] for i in starts]).astype(np.int64)
+
+
+@torch.no_grad()
+def heldout_loss(model: GPT, windows: np.ndarray, device: torch.device, rope_theta: Optional[float] = None,
+                 query_scale_fn: Optional[QueryScaleFn] = None, batch_size: int = 32) -> float:
+    """Mean next-token loss over every position of the given windows (in-distribution when the
+    windows have the training length)."""
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(windows), batch_size):
+        chunk = torch.from_numpy(windows[start:start + batch_size]).to(device)
+        logits = model(chunk[:, :-1], rope_theta, query_scale_fn=query_scale_fn)
+        losses = F.cross_entropy(logits.float().transpose(1, 2), chunk[:, 1:], reduction="sum")
+        total += float(losses)
+        count += chunk[:, 1:].numel()
+    return total / count
+
+
 def window_means(curve: np.ndarray, train_len: int, multiples: Sequence[int] = (1, 4, 16)) -> dict[str, float]:
     """Mean of a per-position curve over the windows [1,T], (T,4T], (4T,16T] (1-based
     positions; a window past the end of the curve is left out)."""

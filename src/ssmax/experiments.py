@@ -26,7 +26,8 @@ from .baselines import BASELINES, baseline
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_corpus
 from .device import DEVICE_CHOICES, pick_device
-from .evaluate import needle_accuracy, needle_scores, per_position_loss, window_means
+from .evaluate import (fixed_windows, heldout_loss, needle_accuracy, needle_scores, per_position_loss,
+                       window_means)
 from .model import GPT, GPTConfig
 from .train import TrainConfig, train
 
@@ -62,7 +63,7 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         sft=dict(steps=8, batch_size=4, lr=1e-3, warmup_steps=2, eval_every=4, eval_batches=1,
                  checkpoint_every=4, log_every=2),
         n_digits=3,
-        lengthgen=dict(max_multiple=4, n_documents=2, batch_size=2),
+        lengthgen=dict(max_multiple=4, n_documents=2, batch_size=2, heldout_windows=8),
         needle_eval=dict(multiples=(1, 4), depths=(0.0, 1.0), trials=2),
         needle_score=dict(multiple=2, trials=3),
     ),
@@ -76,7 +77,7 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         sft=dict(steps=1000, batch_size=16, lr=1e-3, warmup_steps=40, eval_every=50, eval_batches=4,
                  checkpoint_every=200, log_every=10),
         n_digits=7,
-        lengthgen=dict(max_multiple=16, n_documents=64, batch_size=4),
+        lengthgen=dict(max_multiple=16, n_documents=64, batch_size=4, heldout_windows=1024),
         needle_eval=dict(multiples=(1, 2, 4, 8, 16), depths=(0.0, 0.25, 0.5, 0.75, 1.0), trials=20),
         needle_score=dict(multiple=8, trials=100),
     ),
@@ -90,7 +91,7 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         sft=dict(steps=1000, batch_size=32, lr=2e-4, warmup_steps=100, eval_every=100, eval_batches=8,
                  checkpoint_every=250, log_every=25),
         n_digits=7,
-        lengthgen=dict(max_multiple=20, n_documents=64, batch_size=4),
+        lengthgen=dict(max_multiple=20, n_documents=64, batch_size=4, heldout_windows=2048),
         needle_eval=dict(multiples=(1, 2, 4, 8, 16), depths=(0.0, 0.25, 0.5, 0.75, 1.0), trials=20),
         needle_score=dict(multiple=8, trials=100),
     ),
@@ -275,14 +276,19 @@ def _run_lengthgen(config: ExperimentConfig, profile: str, device: torch.device)
         raise ValueError(f"the test split has only {len(docs)} documents of >= {length + 1} tokens; "
                          f"n_documents={ev['n_documents']} needs more")
     theta0 = model.config.rope_theta
+    scalings = {"model": None} if not ev["baselines"] else {b: baseline(b, T) for b in ev["baselines"]}
     curves = {}
     for factor in ev["rope_theta_factors"]:
-        scalings = {"model": None} if not ev["baselines"] else {b: baseline(b, T) for b in ev["baselines"]}
         for label, fn in scalings.items():
             curve = per_position_loss(model, docs, length, device, rope_theta=theta0 * factor,
                                       query_scale_fn=fn, batch_size=ev["batch_size"])
             curves[f"{label}@theta_x{factor}"] = {"curve": curve.tolist(), "windows": window_means(curve, T)}
-    return {"curves": curves, "n_documents": len(docs), "length": length}
+    # in-distribution loss on one fixed set of test windows of length T (the same for every model
+    # and seed, unlike the validation batches drawn during training)
+    windows = fixed_windows(load_corpus().stream("test"), T, ev["heldout_windows"], seed=0)
+    heldout = {label: heldout_loss(model, windows, device, query_scale_fn=fn) for label, fn in scalings.items()}
+    return {"curves": curves, "n_documents": len(docs), "length": length, "heldout_loss": heldout,
+            "heldout_tokens": int(windows[:, 1:].size)}
 
 
 def _run_needle_eval(config: ExperimentConfig, profile: str, seed: int, device: torch.device) -> dict:
