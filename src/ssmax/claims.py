@@ -149,6 +149,11 @@ def window_loss(result: dict, key: str, lo: int, hi: int) -> float:
     return float(np.mean(curve[lo:hi]))
 
 
+def curve_length(results: dict[str, list[dict]], theta: int) -> int:
+    """How far the stored per-position curves go (16T in the cpu profile)."""
+    return len(results["lengthgen-a"][0]["metrics"]["curves"][f"model@theta_x{theta}"]["curve"])
+
+
 def lengthgen_windows(results: dict[str, list[dict]], variant: str, lo: int, hi: int, theta: int = 50,
                       label: str = "model") -> list[float]:
     """One value per seed: the mean loss of a variant (or a baseline of (a)) over (lo, hi]."""
@@ -160,7 +165,7 @@ def length_generalization(results: dict[str, list[dict]], train_len: int, theta:
     """Fig. 5 (theta x 50): (b) and (c) beat (a) beyond T; (d) is worse than (b) beyond T;
     (e) is worse than (a) within T; (f) lies between (a) and (b) beyond T."""
     T = train_len
-    end = len(results["lengthgen-a"][0]["metrics"]["curves"][f"model@theta_x{theta}"]["curve"])
+    end = curve_length(results, theta)
     beyond = {v: lengthgen_windows(results, v, T, end, theta) for v in "abcdef"}
     within = {v: lengthgen_windows(results, v, 0, T, theta) for v in "ae"}
     m = {v: float(np.mean(x)) for v, x in beyond.items()}
@@ -184,7 +189,7 @@ def ssmax_vs_inference_scalings(results: dict[str, list[dict]], baselines: tuple
     """Our question, not the paper's: does training-time SSMax (b) beat the inference-time
     log-n scalings applied to (a), beyond T?"""
     T = train_len
-    end = len(results["lengthgen-a"][0]["metrics"]["curves"][f"model@theta_x{theta}"]["curve"])
+    end = curve_length(results, theta)
     b = lengthgen_windows(results, "b", T, end, theta)
     base = {name: lengthgen_windows(results, "a", T, end, theta, label=name) for name in baselines}
     parts = {f"(b) below (a)+{name} beyond T by more than its seed spread": clearly_below(b, vals)
@@ -321,7 +326,7 @@ def switching_gains(results: dict[str, list[dict]], train_len: int, theta: int =
     to SSMax after (e) or during (f) pretraining: lower loss beyond T than (a), or better
     retrieval at >= 4T than (a) (beyond 2 standard errors)."""
     T = train_len
-    end = len(results["lengthgen-a"][0]["metrics"]["curves"][f"model@theta_x{theta}"]["curve"])
+    end = curve_length(results, theta)
     a = lengthgen_windows(results, "a", T, end, theta)
     parts, measured = {}, []
     for v in "ef":
