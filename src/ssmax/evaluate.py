@@ -108,7 +108,9 @@ def _needle_examples(rng: np.random.Generator, haystack: np.ndarray, context_len
     return [make_needle_example(rng, haystack, context_len, depth, n_digits=n_digits) for _ in range(count)]
 
 
-def _outcome(predicted: str, number: str) -> str:
+def _outcome(generated: np.ndarray, number: str) -> str:
+    """correct / first_digit / wrong, for the generated answer tokens against the number."""
+    predicted = bytes(np.asarray(generated).astype(np.uint8)).decode("latin-1")
     if predicted == number:
         return "correct"
     if predicted[:1] == number[:1]:
@@ -146,7 +148,7 @@ def needle_accuracy(
                 prompt = torch.from_numpy(np.stack([e.tokens for e in chunk]).astype(np.int64)).to(device)
                 out = model.generate(prompt, n_digits, rope_theta=rope_theta)[:, prompt.shape[1]:].cpu().numpy()
                 for e, answer in zip(chunk, out):
-                    outcome = _outcome(bytes(answer.astype(np.uint8)).decode("latin-1"), e.number)
+                    outcome = _outcome(answer, e.number)
                     exact[i, j] += outcome == "correct"
                     first[i, j] += outcome in ("correct", "first_digit")
     return {"context_lengths": list(context_lengths), "depths": list(depths), "trials": trials,
@@ -188,7 +190,7 @@ def needle_scores(
         scores.append(torch.stack(per_layer).cpu().numpy())
         generated = model.generate(torch.from_numpy(e.tokens.astype(np.int64))[None].to(device), n_digits,
                                    rope_theta=rope_theta)[0, len(e.tokens):].cpu().numpy()
-        outcomes.append(_outcome(bytes(generated.astype(np.uint8)).decode("latin-1"), e.number))
+        outcomes.append(_outcome(generated, e.number))
         depths.append(d)
     arr = np.stack(scores)  # (trials, layers, heads)
     return {"context_len": context_len, "scores": arr.tolist(), "outcomes": outcomes, "depths": depths,

@@ -255,11 +255,15 @@ def load_weights(name: str, profile: str, seed: int, device: torch.device) -> tu
     return model.eval(), config
 
 
+def _source_model(config: ExperimentConfig, profile: str, device: torch.device) -> GPT:
+    """The trained model that ``config.init_from`` names (whose weights a run starts from or
+    evaluates)."""
+    name, seed = _split_key(config.init_from)
+    return load_weights(name, profile, seed, device)[0]
+
+
 def _run_training(config: ExperimentConfig, profile: str, seed: int, device: torch.device, progress: bool):
-    init_state = None
-    if config.init_from is not None:
-        dep_name, dep_seed = _split_key(config.init_from)
-        init_state = load_weights(dep_name, profile, dep_seed, device)[0].state_dict()
+    init_state = None if config.init_from is None else _source_model(config, profile, device).state_dict()
     ckpt = store.checkpoints_root() / profile / f"{config.name}--seed{seed}.pt"
     outcome = train(config.train, device=device, init_state=init_state, checkpoint_path=ckpt, progress=progress)
     save_checkpoint(store.weights_path(profile, config.name, seed),
@@ -272,8 +276,7 @@ def _run_training(config: ExperimentConfig, profile: str, seed: int, device: tor
 
 def _run_lengthgen(config: ExperimentConfig, profile: str, device: torch.device) -> dict:
     ev = config.evaluation
-    name, seed = _split_key(config.init_from)
-    model, _ = load_weights(name, profile, seed, device)
+    model = _source_model(config, profile, device)
     T = ev["train_len"]
     length = ev["max_multiple"] * T
     docs = [d.tokens for d in load_corpus().documents("test", min_len=length + 1)][: ev["n_documents"]]
@@ -298,8 +301,7 @@ def _run_lengthgen(config: ExperimentConfig, profile: str, device: torch.device)
 
 def _run_needle_eval(config: ExperimentConfig, profile: str, seed: int, device: torch.device) -> dict:
     ev = config.evaluation
-    name, dep_seed = _split_key(config.init_from)
-    model, _ = load_weights(name, profile, dep_seed, device)
+    model = _source_model(config, profile, device)
     haystack = load_corpus().stream("test")
     out = {}
     for factor in ev["rope_theta_factors"]:
@@ -311,8 +313,7 @@ def _run_needle_eval(config: ExperimentConfig, profile: str, seed: int, device: 
 
 def _run_needle_score(config: ExperimentConfig, profile: str, seed: int, device: torch.device) -> dict:
     ev = config.evaluation
-    name, dep_seed = _split_key(config.init_from)
-    model, _ = load_weights(name, profile, dep_seed, device)
+    model = _source_model(config, profile, device)
     haystack = load_corpus().stream("test")
     theta = model.config.rope_theta * ev["rope_theta_factor"]
     fixed = needle_scores(model, haystack, ev["context_len"], 1, device, depth=ev["fixed_depth"],
