@@ -53,6 +53,9 @@ class Profile:
     # per-variant changes to ``sft`` for variants that do not learn the task at length T with the
     # shared settings (the needle chapters only mean something if every variant retrieves there)
     sft_overrides: dict = field(default_factory=dict)
+    # wall-time budget of the whole profile on its intended machine (None: not set); the
+    # appendix compares the recorded run times against it
+    time_budget_min: Optional[float] = None
 
 
 PROFILE_SETTINGS: dict[str, Profile] = {
@@ -88,6 +91,7 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         # lr 1e-3 (c) never learned past the first digit (val exact 0.03 after 2,500 steps); at
         # 3e-4 it learned the task in about 450 steps in a probe.
         sft_overrides={"c": dict(lr=3e-4)},
+        time_budget_min=90.0,  # on 2 CPU cores
     ),
     "gpu": Profile(
         name="gpu",
