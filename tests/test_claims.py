@@ -1,0 +1,98 @@
+"""The claim checks themselves: on made-up results where a claim plainly holds they must say
+so, and where it plainly fails they must say that. A check that cannot fail checks nothing."""
+
+import numpy as np
+import pytest
+
+from ssmax import claims
+
+
+def _seeds(name: str, values: list[float]) -> dict:
+    return {name: [{"metrics": {"heldout_loss": {"model": v}}} for v in values]}
+
+
+def _needle_scores(tops: dict[str, np.ndarray]) -> dict:
+    return {f"needle-score-{v}": [{"metrics": {"random_trials": {"top_score": x.tolist()}}}] for v, x in tops.items()}
+
+
+def _needle_grid(acc_by_length: list[float], T: int = 10, trials: int = 20) -> dict:
+    depths = [0.0, 0.5, 1.0]
+    grid = {"context_lengths": [m * T for m in (1, 2, 4, 8)], "depths": depths, "trials": trials,
+            "exact": [[a] * len(depths) for a in acc_by_length]}
+    return [{"metrics": {"theta_x50": grid}}]
+
+
+def test_verdict_counts_parts():
+    assert claims.Verdict("x", "s", "t", "m", "sp", {"a": True, "b": True}).verdict == claims.REPRODUCED
+    assert claims.Verdict("x", "s", "t", "m", "sp", {"a": True, "b": False}).verdict == claims.PARTLY
+    assert claims.Verdict("x", "s", "t", "m", "sp", {"a": False, "b": False}).verdict == claims.NOT_REPRODUCED
+    assert "fails: b" in str(claims.Verdict("x", "s", "t", "m", "sp", {"a": True, "b": False}))
+
+
+def test_clearly_below_needs_more_than_the_seed_spread():
+    reference = [2.0, 2.1, 1.9]  # spread 0.2
+    assert claims.clearly_below([1.7, 1.75], reference)
+    assert not claims.clearly_below([1.85], reference)  # lower, but within seed noise
+
+
+def test_paired_majority_is_a_sign_test():
+    rng = np.random.default_rng(0)
+    y = rng.random(100)
+    assert claims.paired_majority(y + 1, y) == (1.0, True)
+    assert claims.paired_majority(y, y) == (0.0, False)  # ties count against
+    x = y.copy()
+    x[:55] += 1  # 55% wins: below one half plus 2 standard errors (60% at n = 100)
+    assert claims.paired_majority(x, y) == (0.55, False)
+    with pytest.raises(ValueError, match="paired trials"):
+        claims.paired_majority(y[:10], y)
+
+
+def test_attention_on_needle_holds_and_fails():
+    rng = np.random.default_rng(1)
+    a = rng.random(100) * 0.1
+    b = 0.8 + rng.random(100) * 0.2
+    mid = 0.4 + rng.random(100) * 0.1
+    holds = claims.attention_on_needle(_needle_scores({"a": a, "b": b, "c": mid, "d": mid, "e": mid, "f": mid}))
+    assert holds.verdict == claims.REPRODUCED
+    # (d) no better than (a): that part fails; (b) no better than (a): nothing about (b) holds
+    partly = claims.attention_on_needle(_needle_scores({"a": a, "b": b, "c": mid, "d": a.copy(), "e": mid, "f": mid}))
+    assert partly.verdict == claims.PARTLY
+    assert [ok for part, ok in partly.parts.items() if part.startswith("(d)")] == [False]
+    fails = claims.attention_on_needle(_needle_scores({v: a.copy() for v in "abcdef"}))
+    assert fails.verdict == claims.NOT_REPRODUCED
+
+
+def test_retrieval_uses_the_binomial_error():
+    T = 10
+    results = {f"needle-eval-{v}": _needle_grid([1.0, 0.9, acc, acc], T)
+               for v, acc in dict(a=0.0, b=0.9, c=0.3, d=0.3, e=0.5, f=0.5).items()}
+    assert claims.retrieval(results, T).verdict == claims.REPRODUCED
+    # (b) above (a) by 0.05 on 120 trials each: inside 2 standard errors of the difference
+    results["needle-eval-a"] = _needle_grid([1.0, 0.9, 0.85, 0.85], T)
+    verdict = claims.retrieval(results, T)
+    assert not verdict.parts["(b) above (a) by more than 2 standard errors"]
+    with pytest.raises(ValueError, match="min_multiple"):
+        claims.retrieval(results, T, min_multiple=16)
+
+
+def test_pretraining_loss_holds_and_fails():
+    results = {**_seeds("lengthgen-a", [2.0, 2.02, 1.98]), **_seeds("lengthgen-b", [1.80, 1.82, 1.78]),
+               **_seeds("lengthgen-c", [1.81]), **_seeds("lengthgen-d", [1.70])}
+    assert claims.pretraining_loss(results).verdict == claims.REPRODUCED
+    same = {**_seeds("lengthgen-a", [2.0, 2.02, 1.98]), **_seeds("lengthgen-b", [2.0, 2.02, 1.98]),
+            **_seeds("lengthgen-c", [2.5]), **_seeds("lengthgen-d", [2.2])}
+    assert claims.pretraining_loss(same).verdict == claims.NOT_REPRODUCED
+
+
+@pytest.mark.parametrize("shape, expected", [("log", claims.REPRODUCED), ("linear", claims.PARTLY)])
+def test_learned_pn_shape_is_told_apart(shape, expected):
+    n = np.arange(1, 257)
+    p = 0.3 * np.log(n) + 1.0 if shape == "log" else 1.0 + 0.01 * n
+    verdict = claims.learned_pn_is_logarithmic({"learned-pn": [{"metrics": {"learned_p_n": p.tolist()}}]})
+    assert verdict.verdict == expected
+    assert verdict.parts["log fit has a higher R^2 than the linear fit"] == (shape == "log")
+
+
+def test_theory_claims_hold():
+    assert claims.attention_fading().verdict == claims.REPRODUCED
+    assert claims.fixed_margin_suffices().verdict == claims.REPRODUCED
