@@ -48,8 +48,11 @@ def attention(q, k, v, s, impl: str):
     return torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1) @ v
 
 
-def time_layer_case(impl: str, T: int, device: torch.device, heads: int, head_dim: int, reps: int) -> dict:
-    """Median forward+backward time of one attention call and its peak memory (this process)."""
+def time_layer_case(impl: str, T: int, device: torch.device, heads: int, head_dim: int, reps: int,
+                    min_time_s: float = 0.0, max_reps: int = 50) -> dict:
+    """Median forward+backward time of one attention call and its peak memory (this process).
+    At least ``reps`` timed calls, more (up to ``max_reps``) until they add up to ``min_time_s``:
+    a millisecond-long case needs many samples for a stable median, a second-long one does not."""
     gen = torch.Generator(device="cpu").manual_seed(0)
     shape = (1, heads, T, head_dim)
     q, k, v = (torch.randn(shape, generator=gen).to(device).requires_grad_() for _ in range(3))
@@ -58,7 +61,8 @@ def time_layer_case(impl: str, T: int, device: torch.device, heads: int, head_di
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    for i in range(reps + 1):
+    i = 0
+    while i <= reps or (sum(times) < min_time_s and len(times) < max_reps):
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
@@ -70,14 +74,17 @@ def time_layer_case(impl: str, T: int, device: torch.device, heads: int, head_di
             times.append(time.perf_counter() - t0)
         for t in (q, k, v, s):
             t.grad = None
+        i += 1
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
-    return {"impl": impl, "T": T, "median_ms": 1000 * statistics.median(times), "peak_mb": peak_mb}
+    return {"impl": impl, "T": T, "median_ms": 1000 * statistics.median(times), "peak_mb": peak_mb,
+            "reps": len(times)}
 
 
-def layer_table(device: torch.device, lengths, heads: int, head_dim: int, reps: int, max_explicit_gb: float) -> list[dict]:
+def layer_table(device: torch.device, lengths, heads: int, head_dim: int, reps: int, max_explicit_gb: float,
+                min_time_s: float = 0.0) -> list[dict]:
     rows = []
     for T in lengths:
         for impl in IMPLS:
@@ -88,7 +95,8 @@ def layer_table(device: torch.device, lengths, heads: int, head_dim: int, reps: 
                 continue
             # a fresh process per case, so one case's peak memory does not hide the next one's
             cmd = [sys.executable, "-m", "ssmax.bench", "--one-case", impl, str(T), "--device", device.type,
-                   "--heads", str(heads), "--head-dim", str(head_dim), "--reps", str(reps)]
+                   "--heads", str(heads), "--head-dim", str(head_dim), "--reps", str(reps),
+                   "--min-time", str(min_time_s)]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(f"  {impl:15s} T={T:6d}: {rows[-1]['median_ms']:9.1f} ms, {rows[-1]['peak_mb']:8.1f} MB",
@@ -148,14 +156,16 @@ def main(argv=None) -> int:
     parser.add_argument("--one-case", nargs=2, metavar=("IMPL", "T"), help=argparse.SUPPRESS)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--head-dim", type=int, default=32)
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=3, help="least number of timed calls per case")
+    parser.add_argument("--min-time", type=float, default=2.0,
+                        help="time each case for at least this many seconds (up to 50 calls)")
     args = parser.parse_args(argv)
     device = pick_device(args.device)
     if args.one_case:
         impl, T = args.one_case[0], int(args.one_case[1])
         if impl not in IMPLS:
             parser.error(f"IMPL must be one of {IMPLS}; got {impl!r}")
-        print(json.dumps(time_layer_case(impl, T, device, args.heads, args.head_dim, args.reps)))
+        print(json.dumps(time_layer_case(impl, T, device, args.heads, args.head_dim, args.reps, args.min_time)))
         return 0
 
     lengths = (256, 1024) if args.quick else (256, 1024, 4096, 16384)
@@ -163,7 +173,8 @@ def main(argv=None) -> int:
     print(f"attention layer (1 x {args.heads} heads x T x {args.head_dim}), forward + backward on {device}:",
           file=sys.stderr)
     layer = layer_table(device, lengths, args.heads, args.head_dim, 2 if args.quick else args.reps,
-                        max_explicit_gb=12.0 if device.type == "cpu" else 60.0)
+                        max_explicit_gb=12.0 if device.type == "cpu" else 60.0,
+                        min_time_s=0.0 if args.quick else args.min_time)
     train = training_throughput(device, 3 if args.quick else 10)
     peak = matmul_peak(device)
     result = {"device": str(device), "environment": store.environment(device, time.perf_counter() - t0),
