@@ -2,6 +2,7 @@
 asserted here, the tables are for reading (see the appendix)."""
 
 from ssmax import bench
+from ssmax.attention import QueryScale
 
 
 def test_quick_benchmark_prints_every_table(capsys):
@@ -18,7 +19,9 @@ def test_explicit_and_fused_attention_agree():
 
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.randn(1, 2, 64, 8, generator=gen) for _ in range(3))
-    s = torch.tensor([0.3, 0.5])
+    s = QueryScale("ssmax", n_head=2, s_init=0.3)
+    with torch.no_grad():
+        s.s.copy_(torch.tensor([0.3, 0.5]))
     fused = bench.attention(q, k, v, s, "ssmax_fused")
     explicit = bench.attention(q, k, v, s, "ssmax_explicit")
     assert torch.allclose(fused, explicit, atol=1e-5)

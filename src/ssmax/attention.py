@@ -158,7 +158,6 @@ class CausalSelfAttention(nn.Module):
         if factor is not None:
             q = q * factor.to(q.dtype)
 
-        positions = torch.arange(past_len, past_len + T, device=x.device)
         if impl == "fused":
             if past_len == 0:
                 y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
@@ -168,6 +167,7 @@ class CausalSelfAttention(nn.Module):
                 mask = causal_mask(T, k.shape[2], x.device)
                 y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         elif impl == "explicit":
+            positions = torch.arange(past_len, past_len + T, device=x.device)
             y = torch.matmul(explicit_attention_probs(q, k, positions), v.float()).to(q.dtype)
         else:
             raise ValueError(f"impl must be 'fused' or 'explicit'; got {impl!r}")

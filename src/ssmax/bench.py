@@ -29,18 +29,20 @@ import torch.nn.functional as F
 from . import results as store
 from .device import DEVICE_CHOICES, pick_device
 from .experiments import PROFILE_SETTINGS
-from .functional import causal_key_counts, query_scale
+from .attention import QueryScale
+from .functional import causal_key_counts
 from .model import GPT, GPTConfig
 
 IMPLS = ("softmax", "ssmax_fused", "ssmax_explicit")
 
 
-def attention(q, k, v, s, impl: str):
+def attention(q, k, v, scale: QueryScale, impl: str):
+    """One causal attention call; the SSMax cases scale the queries with the model's own
+    `QueryScale`, so the bench times exactly what a `GPT` layer adds."""
     T = q.shape[2]
     if impl == "softmax":
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
-    factor = query_scale(causal_key_counts(T, device=q.device), s[:, None])  # (H, T)
-    q = q * factor[None, :, :, None].to(q.dtype)
+    q = q * scale(causal_key_counts(T, device=q.device)).to(q.dtype)  # factor (H, T, 1)
     if impl == "ssmax_fused":
         return F.scaled_dot_product_attention(q, k, v, is_causal=True)
     logits = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
@@ -56,7 +58,7 @@ def time_layer_case(impl: str, T: int, device: torch.device, heads: int, head_di
     gen = torch.Generator(device="cpu").manual_seed(0)
     shape = (1, heads, T, head_dim)
     q, k, v = (torch.randn(shape, generator=gen).to(device).requires_grad_() for _ in range(3))
-    s = torch.full((heads,), 0.2, device=device, requires_grad=True)
+    scale = QueryScale("ssmax", heads, s_init=0.2).to(device)
     times = []
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if device.type == "cuda":
@@ -66,13 +68,13 @@ def time_layer_case(impl: str, T: int, device: torch.device, heads: int, head_di
         if device.type == "cuda":
             torch.cuda.synchronize()
         t0 = time.perf_counter()
-        out = attention(q, k, v, s, impl)
+        out = attention(q, k, v, scale, impl)
         out.sum().backward()
         if device.type == "cuda":
             torch.cuda.synchronize()
         if i:  # the first call warms up
             times.append(time.perf_counter() - t0)
-        for t in (q, k, v, s):
+        for t in (q, k, v, scale.s):
             t.grad = None
         i += 1
     if device.type == "cuda":
