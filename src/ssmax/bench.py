@@ -50,57 +50,86 @@ def attention(q, k, v, scale: QueryScale, impl: str):
     return torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1) @ v
 
 
-def time_layer_case(impl: str, T: int, device: torch.device, heads: int, head_dim: int, reps: int,
-                    min_time_s: float = 0.0, max_reps: int = 50) -> dict:
-    """Median forward+backward time of one attention call and its peak memory (this process).
-    At least ``reps`` timed calls, more (up to ``max_reps``) until they add up to ``min_time_s``:
-    a millisecond-long case needs many samples for a stable median, a second-long one does not."""
+def _inputs(T: int, device: torch.device, heads: int, head_dim: int):
     gen = torch.Generator(device="cpu").manual_seed(0)
     shape = (1, heads, T, head_dim)
     q, k, v = (torch.randn(shape, generator=gen).to(device).requires_grad_() for _ in range(3))
-    scale = QueryScale("ssmax", heads, s_init=0.2).to(device)
-    times = []
+    return q, k, v, QueryScale("ssmax", heads, s_init=0.2).to(device)
+
+
+def _timed_call(impl: str, inputs, device: torch.device) -> float:
+    """Seconds for one forward + backward."""
+    q, k, v, scale = inputs
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    attention(q, k, v, scale, impl).sum().backward()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    elapsed = time.perf_counter() - t0
+    for t in (q, k, v, scale.s):
+        t.grad = None
+    return elapsed
+
+
+def peak_memory_case(impl: str, T: int, device: torch.device, heads: int, head_dim: int) -> dict:
+    """Peak memory of one forward + backward above the inputs (run it in a fresh process)."""
+    inputs = _inputs(T, device, heads, head_dim)
     base_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
-    i = 0
-    while i <= reps or (sum(times) < min_time_s and len(times) < max_reps):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        out = attention(q, k, v, scale, impl)
-        out.sum().backward()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i:  # the first call warms up
-            times.append(time.perf_counter() - t0)
-        for t in (q, k, v, scale.s):
-            t.grad = None
-        i += 1
+    _timed_call(impl, inputs, device)
     if device.type == "cuda":
         peak_mb = torch.cuda.max_memory_allocated() / 2**20
     else:
         peak_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base_rss) / 1024
-    return {"impl": impl, "T": T, "median_ms": 1000 * statistics.median(times), "peak_mb": peak_mb,
-            "reps": len(times)}
+    return {"impl": impl, "T": T, "peak_mb": peak_mb}
+
+
+def time_interleaved(impls, T: int, device: torch.device, heads: int, head_dim: int, reps: int,
+                     min_time_s: float = 0.0, max_reps: int = 50) -> dict[str, dict]:
+    """Median forward + backward time of each implementation, called in turn (in rotating order)
+    within one process, so that a drift in the machine's speed hits them all alike. At least
+    ``reps`` rounds, more (up to ``max_reps``) until each has ``min_time_s`` of samples."""
+    impls = list(impls)
+    inputs = _inputs(T, device, heads, head_dim)
+    for impl in impls:  # warm-up
+        _timed_call(impl, inputs, device)
+    times: dict[str, list[float]] = {impl: [] for impl in impls}
+    rounds = 0
+    while rounds < reps or (min(sum(t) for t in times.values()) < min_time_s and rounds < max_reps):
+        shift = rounds % len(impls)
+        for impl in impls[shift:] + impls[:shift]:
+            times[impl].append(_timed_call(impl, inputs, device))
+        rounds += 1
+    return {impl: {"median_ms": 1000 * statistics.median(t), "reps": len(t)} for impl, t in times.items()}
+
+
+def _fresh_process(args: list[str]):
+    """Run ``python -m ssmax.bench`` with ``args`` in a new process; its last line is JSON."""
+    out = subprocess.run([sys.executable, "-m", "ssmax.bench", *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def layer_table(device: torch.device, lengths, heads: int, head_dim: int, reps: int, max_explicit_gb: float,
                 min_time_s: float = 0.0) -> list[dict]:
+    """One row per (implementation, T): the median time (implementations interleaved in one
+    process per T) and the peak memory (a fresh process per case, so that one case's peak does
+    not hide the next one's)."""
     rows = []
+    shape_args = ["--device", device.type, "--heads", str(heads), "--head-dim", str(head_dim)]
     for T in lengths:
+        matrix_gb = heads * T * T * 4 * 4 / 2**30  # logits, probs and their gradients
+        impls = [i for i in IMPLS if i != "ssmax_explicit" or matrix_gb <= max_explicit_gb]
+        timing = _fresh_process(["--time-case", str(T), *impls, *shape_args, "--reps", str(reps),
+                                 "--min-time", str(min_time_s)])
         for impl in IMPLS:
-            matrix_gb = heads * T * T * 4 * 4 / 2**30  # logits, probs and their gradients
-            if impl == "ssmax_explicit" and matrix_gb > max_explicit_gb:
+            if impl not in impls:
                 rows.append({"impl": impl, "T": T, "median_ms": None, "peak_mb": None,
                              "skipped": f"would need about {matrix_gb:.0f} GB for the T x T matrices"})
                 continue
-            # a fresh process per case, so one case's peak memory does not hide the next one's
-            cmd = [sys.executable, "-m", "ssmax.bench", "--one-case", impl, str(T), "--device", device.type,
-                   "--heads", str(heads), "--head-dim", str(head_dim), "--reps", str(reps),
-                   "--min-time", str(min_time_s)]
-            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            memory = _fresh_process(["--memory-case", impl, str(T), *shape_args])
+            rows.append({**memory, **timing[impl]})
             print(f"  {impl:15s} T={T:6d}: {rows[-1]['median_ms']:9.1f} ms, {rows[-1]['peak_mb']:8.1f} MB",
                   file=sys.stderr, flush=True)
     return rows
@@ -155,19 +184,26 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="benchmarks/run.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     parser.add_argument("--quick", action="store_true", help="T up to 1k, fewer repetitions (for a smoke check)")
-    parser.add_argument("--one-case", nargs=2, metavar=("IMPL", "T"), help=argparse.SUPPRESS)
+    parser.add_argument("--memory-case", nargs=2, metavar=("IMPL", "T"), help=argparse.SUPPRESS)
+    parser.add_argument("--time-case", nargs="+", metavar="T IMPL", help=argparse.SUPPRESS)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--head-dim", type=int, default=32)
-    parser.add_argument("--reps", type=int, default=3, help="least number of timed calls per case")
+    parser.add_argument("--reps", type=int, default=5, help="least number of timed calls per case")
     parser.add_argument("--min-time", type=float, default=2.0,
                         help="time each case for at least this many seconds (up to 50 calls)")
     args = parser.parse_args(argv)
     device = pick_device(args.device)
-    if args.one_case:
-        impl, T = args.one_case[0], int(args.one_case[1])
+    if args.memory_case:
+        impl, T = args.memory_case[0], int(args.memory_case[1])
         if impl not in IMPLS:
             parser.error(f"IMPL must be one of {IMPLS}; got {impl!r}")
-        print(json.dumps(time_layer_case(impl, T, device, args.heads, args.head_dim, args.reps, args.min_time)))
+        print(json.dumps(peak_memory_case(impl, T, device, args.heads, args.head_dim)))
+        return 0
+    if args.time_case:
+        T, impls = int(args.time_case[0]), args.time_case[1:]
+        if not impls or any(i not in IMPLS for i in impls):
+            parser.error(f"--time-case takes T and implementations from {IMPLS}; got {args.time_case}")
+        print(json.dumps(time_interleaved(impls, T, device, args.heads, args.head_dim, args.reps, args.min_time)))
         return 0
 
     lengths = (256, 1024) if args.quick else (256, 1024, 4096, 16384)
