@@ -38,11 +38,14 @@ def query_scale(n: Scalar, s: Scalar, b: Scalar | None = None) -> Tensor:
     ``n`` is the number of keys the query attends to: ``i + 1`` for the 0-based causal position
     ``i`` (see `causal_key_counts`). Computed in float32 or wider so that ``log n`` stays exact
     for n up to 10^7 whatever dtype the queries have; cast the result to the queries' dtype.
+    ``n < 1`` raises a ValueError for CPU tensors and numbers (not checked on accelerators).
     """
     n_t = torch.as_tensor(n)
     if not n_t.is_floating_point() or n_t.dtype in (torch.float16, torch.bfloat16):
         n_t = n_t.to(torch.float32)
-    if bool((n_t < 1).any()):
+    # checked on the CPU only: on an accelerator the check would force a device-to-host sync
+    # on every call (the model's own path builds n with causal_key_counts, always >= 1)
+    if n_t.device.type == "cpu" and bool((n_t < 1).any()):
         raise ValueError(f"n must be >= 1 (the number of keys a query sees); got min {n_t.min().item()}")
     scale = torch.as_tensor(s, dtype=n_t.dtype, device=n_t.device) * torch.log(n_t)
     if b is not None:
