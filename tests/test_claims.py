@@ -15,7 +15,7 @@ def _needle_scores(tops: dict[str, np.ndarray]) -> dict:
     return {f"needle-score-{v}": [{"metrics": {"random_trials": {"top_score": x.tolist()}}}] for v, x in tops.items()}
 
 
-def _needle_grid(acc_by_length: list[float], T: int = 10, trials: int = 20) -> dict:
+def _needle_grid(acc_by_length: list[float], T: int = 10, trials: int = 20) -> list[dict]:
     depths = [0.0, 0.5, 1.0]
     grid = {"context_lengths": [m * T for m in (1, 2, 4, 8)], "depths": depths, "trials": trials,
             "exact": [[a] * len(depths) for a in acc_by_length]}

@@ -245,15 +245,20 @@ def top_scores(results: dict[str, list[dict]], variant: str) -> np.ndarray:
     return np.asarray(results[f"needle-score-{variant}"][0]["metrics"]["random_trials"]["top_score"])
 
 
+def majority_threshold(n: int) -> float:
+    """The share of n paired trials a variant must win to count as better: one half plus 2
+    standard errors of a fair coin (a sign test)."""
+    return 0.5 + 2 * binomial_se(0.5, n)
+
+
 def paired_majority(x: np.ndarray, y: np.ndarray) -> tuple[float, bool]:
     """Fraction of paired trials in which x > y (ties count against), and whether it exceeds
-    one half by more than 2 standard errors of a fair coin (a sign test): a difference that
-    chance alone would give in a third of runs is not counted as a difference."""
+    `majority_threshold`: a majority as small as a fair coin often gives is not a difference."""
     x, y = np.asarray(x), np.asarray(y)
     if x.shape != y.shape or x.size == 0:
         raise ValueError(f"paired trials must have the same, non-zero count; got {x.shape} and {y.shape}")
     wins = float(np.mean(x > y))
-    return wins, wins > 0.5 + 2 * binomial_se(0.5, x.size)
+    return wins, wins > majority_threshold(x.size)
 
 
 def attention_on_needle(results: dict[str, list[dict]]) -> Verdict:
@@ -270,10 +275,9 @@ def attention_on_needle(results: dict[str, list[dict]]) -> Verdict:
         parts[f"({v}) > (a) and < (b) in most paired trials ({above:.0%}, {below:.0%})"] = above_ok and below_ok
     med = {v: float(np.median(x)) for v, x in tops.items()}
     measured = "median top needle score " + ", ".join(f"({v}) {med[v]:.3f}" for v in "abcdef")
-    threshold = 0.5 + 2 * binomial_se(0.5, n)
     return Verdict("fig8", "Figs. 7-8", "SSMax (b) concentrates attention on the needle; (a) does not; "
                    "(c)-(f) partly", measured,
-                   f"{n} paired random trials per variant; 'most' means more than {threshold:.0%} "
+                   f"{n} paired random trials per variant; 'most' means more than {majority_threshold(n):.0%} "
                    f"(one half plus 2 standard errors)", parts)
 
 
