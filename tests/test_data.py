@@ -217,3 +217,6 @@ def test_needle_batch_mask_covers_answer_digits(corpus):
         assert f"number is: {digits}." in prompt  # the needle holds the answer
     again = D.needle_batch(np.random.default_rng(0), corpus.stream("validation"), 4, 300, n_digits=5)
     assert all(torch.equal(a, b) for a, b in zip((x, y, mask), again))
+    # a prebuilt index (what the training loop passes) draws exactly the same batch
+    indexed = D.needle_batch(np.random.default_rng(0), D.Haystack(corpus.stream("validation")), 4, 300, n_digits=5)
+    assert all(torch.equal(a, b) for a, b in zip((x, y, mask), indexed))

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .attention import QueryScaleFn
-from .data import make_needle_example
+from .data import Haystack, make_needle_example
 from .model import GPT
 
 
@@ -103,7 +103,7 @@ def window_label(lo_multiple: int, hi_multiple: int) -> str:
     return f"[1,{t(hi_multiple)}]" if lo_multiple == 0 else f"({t(lo_multiple)},{t(hi_multiple)}]"
 
 
-def _needle_examples(rng: np.random.Generator, haystack: np.ndarray, context_len: int, depth: float,
+def _needle_examples(rng: np.random.Generator, haystack: Haystack, context_len: int, depth: float,
                      count: int, n_digits: int):
     return [make_needle_example(rng, haystack, context_len, depth, n_digits=n_digits) for _ in range(count)]
 
@@ -137,12 +137,13 @@ def needle_accuracy(
     the trial count per cell. Every cell draws its own examples from ``seed``.
     """
     model.eval()
+    hay = Haystack(haystack)  # index the stream once, not per example
     exact = np.zeros((len(context_lengths), len(depths)))
     first = np.zeros_like(exact)
     for i, length in enumerate(context_lengths):
         for j, depth in enumerate(depths):
             rng = np.random.default_rng([seed, i, j])
-            examples = _needle_examples(rng, haystack, length, depth, trials, n_digits)
+            examples = _needle_examples(rng, hay, length, depth, trials, n_digits)
             for start in range(0, trials, batch_size):
                 chunk = examples[start:start + batch_size]
                 prompt = torch.from_numpy(np.stack([e.tokens for e in chunk]).astype(np.int64)).to(device)
@@ -176,11 +177,12 @@ def needle_scores(
     per trial (the paper's Fig. 8). Also returns each trial's greedy outcome.
     """
     model.eval()
+    hay = Haystack(haystack)  # index the stream once, not per example
     rng = np.random.default_rng(seed)
     scores, outcomes, depths = [], [], []
     for _ in range(trials):
         d = float(rng.uniform()) if depth is None else depth
-        e = make_needle_example(rng, haystack, context_len, d, n_digits=n_digits)
+        e = make_needle_example(rng, hay, context_len, d, n_digits=n_digits)
         seq = np.concatenate([e.tokens, e.answer]).astype(np.int64)
         idx = torch.from_numpy(seq[:-1])[None].to(device)
         rows = torch.arange(len(e.tokens) - 1, len(seq) - 1, device=device)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import BatchSampler, load_corpus, needle_batch
+from .data import BatchSampler, Haystack, load_corpus, needle_batch
 from .model import GPT, GPTConfig, switch_to_ssmax
 from .results import config_hash
 
@@ -112,9 +112,9 @@ class _Batches:
                                                                 seed=10_000 + config.seed), config.eval_batches)]
         else:
             self.rng = np.random.default_rng(config.seed)
-            self.haystack = corpus.stream("train")
+            self.haystack = Haystack(corpus.stream("train"))
             val_rng = np.random.default_rng(10_000 + config.seed)
-            val_stream = corpus.stream("validation")
+            val_stream = Haystack(corpus.stream("validation"))
             self.val = [needle_batch(val_rng, val_stream, config.batch_size, T, config.n_digits)
                         for _ in range(config.eval_batches)]
         self.config = config
@@ -146,7 +146,10 @@ def _fixed_batches(sampler: BatchSampler, count: int):
 
 def batch_loss(model: GPT, x: torch.Tensor, y: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
     """Mean cross-entropy over all positions, or over the masked (answer) positions only."""
-    logits = model(x)
+    return loss_from_logits(model(x), y, mask)
+
+
+def loss_from_logits(logits: torch.Tensor, y: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
     losses = F.cross_entropy(logits.float().flatten(0, 1), y.flatten(), reduction="none")
     if mask is None:
         return losses.mean()
@@ -164,9 +167,10 @@ def evaluate_batches(model: GPT, batches, device: torch.device) -> dict:
     for x, y, mask in batches:
         x, y = x.to(device), y.to(device)
         m = None if mask is None else mask.to(device)
-        losses.append(batch_loss(model, x, y, m).item())
+        logits = model(x)
+        losses.append(loss_from_logits(logits, y, m).item())
         if m is not None:
-            correct = (model(x).argmax(-1) == y) | ~m
+            correct = (logits.argmax(-1) == y) | ~m
             exact += int(correct.all(dim=1).sum())
             total += x.shape[0]
     model.train(was_training)
@@ -222,6 +226,7 @@ def train(
     model.train()
     t0 = time.perf_counter()
     running, running_n = 0.0, 0
+    last_eval: Optional[dict] = None
     bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, disable=not progress,
                desc=f"{config.task} {config.model.scaling}", leave=False, dynamic_ncols=True)
     for step in bar:
@@ -252,7 +257,7 @@ def train(
             bar.set_postfix(loss=f"{running / running_n:.3f}")
             running, running_n = 0.0, 0
         if done % config.eval_every == 0 or done == config.steps:
-            ev = evaluate_batches(model, batches.val, device)
+            ev = last_eval = evaluate_batches(model, batches.val, device)
             metrics["eval_steps"].append(done)
             metrics["val_loss"].append(ev["val_loss"])
             if "val_exact" in ev:
@@ -265,7 +270,8 @@ def train(
 
     if config.steps == 0 and config.switch_to_ssmax_at == 0:
         switch_to_ssmax(model)
-    final = evaluate_batches(model, batches.val, device)
+    # the loop's last step already evaluated the final weights, unless there was no step to run
+    final = last_eval if last_eval is not None else evaluate_batches(model, batches.val, device)
     wall = elapsed + time.perf_counter() - t0
     tokens = max(0, config.steps - start_step) * config.batch_size * config.model.block_size
     timing = {
