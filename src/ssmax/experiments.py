@@ -88,7 +88,7 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         needle_eval=dict(multiples=(1, 2, 4, 8, 16), depths=(0.0, 0.25, 0.5, 0.75, 1.0), trials=20),
         needle_score=dict(multiple=8, trials=100),
         # (b): on the 1,250-step pretrained weights, lr 1e-3 reached val exact 0.12 in 1,000 steps
-        # and 0.47 in 2,000; probes of 1,000 steps: 2e-3 0.00, 5e-4 1.00 (0.91 from step 450).
+        # and 0.44 in 2,000; probes of 1,000 steps: 2e-3 0.00, 5e-4 1.00 (0.91 from step 450).
         # (c)'s fixed s = 1 multiplies its attention logits by log n (5.5 at T = 256), so each Adam
         # step moves them several times further than in (b), whose learned s is about 0.2-0.3. At
         # lr 1e-3 (c) never learned past the first digit. Which lower rate works is fragile: on
