@@ -114,8 +114,8 @@ class _Batches:
             self.rng = np.random.default_rng(config.seed)
             self.haystack = Haystack(corpus.stream("train"))
             val_rng = np.random.default_rng(10_000 + config.seed)
-            val_stream = Haystack(corpus.stream("validation"))
-            self.val = [needle_batch(val_rng, val_stream, config.batch_size, T, config.n_digits)
+            val_haystack = Haystack(corpus.stream("validation"))
+            self.val = [needle_batch(val_rng, val_haystack, config.batch_size, T, config.n_digits)
                         for _ in range(config.eval_batches)]
         self.config = config
 
