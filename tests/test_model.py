@@ -10,9 +10,10 @@ from ssmax.attention import SCALINGS, default_s_init
 from ssmax.model import GPT, GPTConfig, switch_to_ssmax
 
 
-def tiny_model(scaling: str, seed: int = 0, block_size: int = 32) -> GPT:
+def tiny_model(scaling: str, seed: int = 0, block_size: int = 32, position: str = "rope") -> GPT:
     torch.manual_seed(seed)
-    model = GPT(GPTConfig(scaling=scaling, block_size=block_size, n_layer=2, n_head=2, n_embd=32))
+    model = GPT(GPTConfig(scaling=scaling, block_size=block_size, n_layer=2, n_head=2, n_embd=32,
+                          position=position))
     # move s, b, p_n away from their initial values so a bug in how they enter cannot hide
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -96,13 +97,14 @@ def test_generate_with_cache_equals_repeated_full_forwards(scaling, rope_theta):
     assert torch.equal(fast, slow)
 
 
+@pytest.mark.parametrize("position", ["rope", "none"])
 @pytest.mark.parametrize("scaling", SCALINGS)
-def test_cached_decoding_gives_the_logits_of_one_full_pass(scaling):
+def test_cached_decoding_gives_the_logits_of_one_full_pass(scaling, position):
     """Prefill, then a multi-token chunk (bottom-right causal mask), then one token at a time:
     every logit equals the full forward pass's, so each cached query gets the right n."""
     from ssmax.attention import KVCache
 
-    model = tiny_model(scaling)
+    model = tiny_model(scaling, position=position)
     idx = torch.randint(0, 256, (1, 24), generator=torch.Generator().manual_seed(6))
     cache = KVCache(model.config.n_layer)
     with torch.no_grad():
@@ -110,6 +112,24 @@ def test_cached_decoding_gives_the_logits_of_one_full_pass(scaling):
         parts += [model(idx[:, t : t + 1], cache=cache) for t in range(18, 24)]
         full = model(idx)
     assert torch.allclose(torch.cat(parts, 1), full, atol=1e-5)
+
+
+@pytest.mark.parametrize("scaling", ["softmax", "ssmax"])
+def test_nope_model_ignores_theta_and_still_sees_order(scaling):
+    """position="none": no rotation at all, so a rope_theta override changes nothing; order still
+    matters through the causal mask (a token's logits depend on which tokens came before it)."""
+    model = tiny_model(scaling, position="none")
+    idx = torch.randint(0, 256, (2, 24), generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        base = model(idx)
+        assert torch.equal(base, model(idx, rope_theta=500_000.0))
+        assert torch.allclose(base, model(idx, attn_impl="explicit"), atol=1e-5)
+        swapped = idx.clone()
+        swapped[:, [3, 4]] = swapped[:, [4, 3]]
+        assert not torch.allclose(model(swapped)[:, 10], base[:, 10])
+    rope = tiny_model(scaling)
+    with torch.no_grad():
+        assert not torch.allclose(rope(idx), rope(idx, rope_theta=500_000.0))
 
 
 def test_weight_decay_only_on_matrices():
@@ -129,6 +149,8 @@ def test_bad_config_names_the_allowed_values():
         GPTConfig(scaling="sparsemax")
     with pytest.raises(ValueError, match="n_layer"):
         GPTConfig(n_layer=0)
+    with pytest.raises(ValueError, match=r"position must be one of \('rope', 'none'\); got 'alibi'"):
+        GPTConfig(position="alibi")
 
 
 def _train_toy(model: GPT, steps: int = 150) -> None:

@@ -130,8 +130,8 @@ class CausalSelfAttention(nn.Module):
     def forward(
         self,
         x: Tensor,
-        cos: Tensor,
-        sin: Tensor,
+        cos: Optional[Tensor],
+        sin: Optional[Tensor],
         p_n: Optional[Tensor] = None,
         cache: Optional[KVCache] = None,
         past_len: int = 0,
@@ -144,7 +144,8 @@ class CausalSelfAttention(nn.Module):
         given, the attention probabilities of those rows, shape (B, H, R, keys)."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if cos is not None:  # None: no positional encoding (NoPE)
+            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
         if cache is not None:
             k, v = cache.update(layer, k, v)
         if k.shape[2] != past_len + T:

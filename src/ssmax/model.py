@@ -19,6 +19,9 @@ from .attention import SCALINGS, CausalSelfAttention, KVCache, QueryScale, Query
 from .rope import rope_angles
 
 
+POSITIONS = ("rope", "none")
+
+
 @dataclass
 class GPTConfig:
     vocab_size: int = 256
@@ -31,6 +34,7 @@ class GPTConfig:
     s_init: Optional[float] = None  # default 1 / mean_{n<=T} log n
     rope_theta: float = 10_000.0
     norm_eps: float = 1e-5
+    position: str = "rope"  # "rope" | "none" (NoPE: causal attention alone carries order)
 
     def __post_init__(self) -> None:
         if self.scaling not in SCALINGS:
@@ -49,6 +53,8 @@ class GPTConfig:
             self.s_init = default_s_init(self.block_size)
         if self.rope_theta <= 0:
             raise ValueError(f"rope_theta must be > 0; got {self.rope_theta}")
+        if self.position not in POSITIONS:
+            raise ValueError(f"position must be one of {POSITIONS}; got {self.position!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -160,7 +166,10 @@ class GPT(nn.Module):
         past_len = len(cache) if cache is not None else 0
         positions = torch.arange(past_len, past_len + T, device=idx.device)
         theta = self.config.rope_theta if rope_theta is None else rope_theta
-        cos, sin = rope_angles(self.config.n_embd // self.config.n_head, positions, theta)
+        if self.config.position == "rope":
+            cos, sin = rope_angles(self.config.n_embd // self.config.n_head, positions, theta)
+        else:  # NoPE: no rotation; a rope_theta passed in has nothing to act on
+            cos = sin = None
         n = positions.float() + 1
         p_n = self._p_n_for(n)
         x = self.embed(idx)
