@@ -29,6 +29,38 @@ def test_verdict_counts_parts():
     assert "fails: b" in str(claims.Verdict("x", "s", "t", "m", "sp", {"a": True, "b": False}))
 
 
+def test_inconclusive_overrides_the_parts_and_says_why():
+    v = claims.Verdict("x", "s", "t", "m", "sp", {"a": False}, inconclusive="floor: all zero")
+    assert v.verdict == claims.INCONCLUSIVE
+    assert "why inconclusive: floor: all zero" in str(v) and "fails: a" in str(v)
+
+
+@pytest.mark.parametrize("accuracies, trials, chance, expected", [
+    ({"(a)": 0.0, "(b)": 0.0}, 300, 0.0, "floor"),            # all exactly 0
+    ({"(a)": 0.0, "(b)": 0.01}, 300, 0.0, "floor"),           # 0.01 is within 2 SE (0.011) of 0
+    ({"(a)": 0.0, "(b)": 0.05}, 300, 0.0, None),              # (b) clearly off the floor
+    ({"(a)": 0.12, "(b)": 0.09}, 100, 0.11, "floor"),         # both within 2 SE (0.063) of chance 0.11
+    ({"(a)": 0.12, "(b)": 0.30}, 100, 0.11, None),
+    ({"(a)": 1.0, "(b)": 0.99}, 300, 0.0, "ceiling"),
+    ({"(a)": 1.0, "(b)": 0.90}, 300, 0.0, None),
+])
+def test_accuracy_floor_or_ceiling(accuracies, trials, chance, expected):
+    reason = claims.accuracy_floor_or_ceiling(accuracies, trials, chance)
+    assert (reason is None) if expected is None else reason.startswith(expected)
+
+
+def test_accuracy_floor_or_ceiling_rejects_bad_input():
+    with pytest.raises(ValueError, match="trials must be a positive integer"):
+        claims.accuracy_floor_or_ceiling({"(a)": 0.0}, 0)
+    with pytest.raises(ValueError, match="chance must be in"):
+        claims.accuracy_floor_or_ceiling({"(a)": 0.0}, 10, chance=1.0)
+
+
+def test_loss_floor():
+    assert claims.loss_floor({"(a)": 3.5, "(b)": 3.4}, 3.3).startswith("floor")
+    assert claims.loss_floor({"(a)": 3.5, "(b)": 3.2}, 3.3) is None
+
+
 def test_clearly_below_needs_more_than_the_seed_spread():
     reference = [2.0, 2.1, 1.9]  # spread 0.2
     assert claims.clearly_below([1.7, 1.75], reference)

@@ -2,17 +2,21 @@
 
 Chapters call these functions in their claim cells, and the scorecard calls all of them, so a
 verdict is computed in one place. Each returns a `Verdict`: reproduced if every part of the
-claim holds, partly if some parts do, not reproduced if none does.
+claim holds, partly if some parts do, not reproduced if none does, and inconclusive when the
+data cannot decide: every compared variant sits at the floor (chance, or no better than a model
+that ignores the context) or at the ceiling, so no difference could have shown.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Mapping, Optional
 
 import numpy as np
 
-REPRODUCED, PARTLY, NOT_REPRODUCED = "reproduced", "partly", "not reproduced"
+REPRODUCED, PARTLY, NOT_REPRODUCED, INCONCLUSIVE = "reproduced", "partly", "not reproduced", "inconclusive"
+VERDICTS = (REPRODUCED, PARTLY, NOT_REPRODUCED, INCONCLUSIVE)
 
 
 @dataclass
@@ -23,9 +27,14 @@ class Verdict:
     measured: str  # our numbers, formatted
     spread: str  # seed or binomial spread behind the comparison
     parts: dict[str, bool] = field(default_factory=dict)
+    # why the data cannot decide the claim (every compared variant at the floor or the ceiling);
+    # the parts are still computed and shown, but they do not make the verdict
+    inconclusive: Optional[str] = None
 
     @property
     def verdict(self) -> str:
+        if self.inconclusive:
+            return INCONCLUSIVE
         held = sum(self.parts.values())
         if held == len(self.parts):
             return REPRODUCED
@@ -34,6 +43,8 @@ class Verdict:
     def __str__(self) -> str:
         lines = [f"[{self.verdict.upper()}] {self.source}: {self.statement}", f"  measured: {self.measured}",
                  f"  spread:   {self.spread}"]
+        if self.inconclusive:
+            lines.append(f"  why inconclusive: {self.inconclusive}")
         lines += [f"  {'holds' if ok else 'fails'}: {part}" for part, ok in self.parts.items()]
         return "\n".join(lines)
 
@@ -51,6 +62,45 @@ def seed_stats(values: list[float]) -> tuple[float, float, float]:
 def binomial_se(p: float, n: int) -> float:
     """Standard error of an accuracy p measured on n independent trials."""
     return math.sqrt(max(p * (1 - p), 1e-12) / n) if n else float("nan")
+
+
+def _within_2se(p: float, level: float, n: int) -> bool:
+    """p is within 2 standard errors of ``level``; the error is the binomial one at the level
+    itself when it lies strictly inside (0, 1) (the null hypothesis), else at p."""
+    se = binomial_se(level if 0.0 < level < 1.0 else p, n)
+    return abs(p - level) <= 2 * se + 1e-12
+
+
+def accuracy_floor_or_ceiling(accuracies: Mapping[str, float], trials: int, chance: float = 0.0) -> Optional[str]:
+    """Why accuracies cannot rank the variants, or None if they can: every accuracy within 2
+    binomial standard errors of 0 or of chance is the floor, every one within 2 standard errors
+    of 1 the ceiling. ``trials`` is the count behind each accuracy."""
+    if not accuracies:
+        raise ValueError("accuracies must name at least one variant")
+    if not 0.0 <= chance < 1.0:
+        raise ValueError(f"chance must be in [0, 1); got {chance}")
+    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+        raise ValueError(f"trials must be a positive integer; got {trials!r}")
+    listed = ", ".join(f"{k} {v:.2f}" for k, v in accuracies.items())
+    for level in sorted({0.0, chance}):
+        if all(_within_2se(p, level, trials) for p in accuracies.values()):
+            what = "0" if level == 0.0 else f"chance ({level:.2f})"
+            return f"floor: every variant is within 2 standard errors of {what} ({listed}; {trials} trials each)"
+    if all(_within_2se(p, 1.0, trials) for p in accuracies.values()):
+        return f"ceiling: every variant is within 2 standard errors of 1 ({listed}; {trials} trials each)"
+    return None
+
+
+def loss_floor(losses: Mapping[str, float], floor_loss: float, what: str = "a model that ignores the context") -> Optional[str]:
+    """Why losses cannot rank the variants, or None: every variant's loss is at or above
+    ``floor_loss``, the loss of ``what`` (e.g. the unigram entropy of the test bytes), so each has
+    lost what the comparison is about."""
+    if not losses:
+        raise ValueError("losses must name at least one variant")
+    if all(v >= floor_loss for v in losses.values()):
+        listed = ", ".join(f"{k} {v:.3f}" for k, v in losses.items())
+        return f"floor: every variant's loss ({listed}) is at or above {floor_loss:.3f}, the loss of {what}"
+    return None
 
 
 # --- chapter 3: pretraining loss (Fig. 4) ----------------------------------------------------
