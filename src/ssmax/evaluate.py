@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from .attention import QueryScaleFn
-from .data import Haystack, make_needle_example
+from .needle import Haystack, make_needle_example
 from .model import GPT
 
 

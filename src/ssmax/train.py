@@ -20,7 +20,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import BatchSampler, Haystack, load_corpus, needle_batch
+from .data import BatchSampler, load_corpus
+from .needle import Haystack, needle_batch
 from .model import GPT, GPTConfig, switch_to_ssmax
 from .results import config_hash
 
