@@ -94,6 +94,13 @@ def test_attention_on_needle_holds_and_fails():
     assert fails.verdict == claims.NOT_REPRODUCED
 
 
+def test_retrieval_at_the_floor_is_inconclusive():
+    T = 10
+    results = {f"needle-eval-{v}": _needle_grid([1.0, 0.9, 0.0, 0.0], T) for v in "abcdef"}
+    verdict = claims.retrieval(results, T)
+    assert verdict.verdict == claims.INCONCLUSIVE and verdict.inconclusive.startswith("floor")
+
+
 def test_retrieval_uses_the_binomial_error():
     T = 10
     results = {f"needle-eval-{v}": _needle_grid([1.0, 0.9, acc, acc], T)
@@ -102,7 +109,7 @@ def test_retrieval_uses_the_binomial_error():
     # (b) above (a) by 0.05 on 120 trials each: inside 2 standard errors of the difference
     results["needle-eval-a"] = _needle_grid([1.0, 0.9, 0.85, 0.85], T)
     verdict = claims.retrieval(results, T)
-    assert not verdict.parts["(b) above (a) by more than 2 standard errors"]
+    assert not verdict.parts["(b) above (a) by more than the seed spread and 2 standard errors"]
     with pytest.raises(ValueError, match="min_multiple"):
         claims.retrieval(results, T, min_multiple=16)
 
@@ -128,3 +135,92 @@ def test_learned_pn_shape_is_told_apart(shape, expected):
 def test_theory_claims_hold():
     assert claims.attention_fading().verdict == claims.REPRODUCED
     assert claims.fixed_margin_suffices().verdict == claims.REPRODUCED
+
+
+# --- floor-aware needle and length claims (synthetic results) ---------------------------------
+
+def _grid(exact, first, bits, T=10, trials=20, multiples=(1, 2, 4), bits_sd=0.5):
+    """A needle grid with one depth: values per context length (multiples of T)."""
+    col = lambda xs: [[x] for x in xs]
+    return {"context_lengths": [m * T for m in multiples], "depths": [0.5], "trials": trials,
+            "exact": col(exact), "first_digit": col(first), "digit_accuracy": col(first),
+            "bits_per_digit": col(bits), "bits_per_digit_sd": col([bits_sd] * len(multiples))}
+
+
+def _protocol_results(per_variant: dict[str, list[dict]], suffix: str = "", theta: int = 1):
+    """{variant: [seed grids]} -> results dict of needle-eval-{v}{suffix}."""
+    return {f"needle-eval-{v}{suffix}": [{"metrics": {f"theta_x{theta}": g}} for g in grids]
+            for v, grids in per_variant.items()}
+
+
+def test_retrieval_by_protocol_holds_fails_and_cannot_tell():
+    a = [_grid([1, 0.1, 0.0], [1, 0.3, 0.12], [0.1, 2.5, 3.3]) for _ in range(3)]
+    b = [_grid([1, 0.6, 0.3], [1, 0.9, 0.6], [0.1, 0.8, 1.6]) for _ in range(3)]
+    res = _protocol_results({"a": a, "b": b, "c": b})
+    v = claims.retrieval_by_protocol(res, 10, "paper-theta1")
+    assert v.verdict == claims.REPRODUCED and len(v.parts) == 6 and not v.undecided
+    # (b) no better than (a): every decided part fails; the 4T exact match is at the floor for both
+    flat = [_grid([1, 0.1, 0.0], [1, 0.3, 0.12], [0.1, 2.5, 3.3]) for _ in range(3)]
+    v = claims.retrieval_by_protocol(_protocol_results({"a": a, "b": flat, "c": flat}), 10, "paper-theta1")
+    assert v.verdict == claims.NOT_REPRODUCED
+    assert "(b) above (a) in exact match at 4T" in v.undecided
+    assert v.undecided["(b) above (a) in exact match at 4T"].startswith("floor")
+    # everything at the floor: inconclusive, not "not reproduced"
+    zero = [_grid([0, 0, 0], [0.1, 0.1, 0.1], [3.4, 3.4, 3.4]) for _ in range(3)]
+    v = claims.retrieval_by_protocol(_protocol_results({"a": zero, "b": zero}, "-nope"), 10, "nope")
+    assert v.verdict == claims.INCONCLUSIVE and not v.parts
+
+
+def test_needle_better_needs_the_seed_spread_and_two_standard_errors():
+    y = claims.NeedleStat([0.40, 0.50, 0.45], 100, 0.029)
+    assert claims.needle_better(claims.NeedleStat([0.70, 0.72, 0.68], 100, 0.026), y)
+    assert not claims.needle_better(claims.NeedleStat([0.52, 0.54, 0.50], 100, 0.029), y)  # inside the spread
+    assert claims.needle_better(claims.NeedleStat([1.0], 100, 0.05), claims.NeedleStat([2.0], 100, 0.05),
+                                higher_is_better=False)
+
+
+def _lengthgen(doc_losses: dict[str, np.ndarray], T: int, floor: float, theta: int = 1) -> dict:
+    """One seed of lengthgen results whose curves are flat per document at the given losses
+    (documents x windows [1,T], (T,4T])."""
+    curve = np.concatenate([np.full(T, doc_losses["[1,T]"].mean()), np.full(3 * T, doc_losses["(T,4T]"].mean())])
+    entry = {"curve": curve.tolist(), "document_windows": {w: x.tolist() for w, x in doc_losses.items()}}
+    return {"metrics": {"curves": {f"model@theta_x{theta}": entry}, "context_free_loss": floor}}
+
+
+def test_nope_length_generalization_pairs_documents_and_respects_the_floor():
+    rng = np.random.default_rng(0)
+    T = 10
+    base = 2.0 + rng.random(32)
+    a = {"[1,T]": base - 1, "(T,4T]": base}
+    b = {"[1,T]": base - 1, "(T,4T]": base - 0.05 + 0.01 * rng.standard_normal(32)}
+    res = {"lengthgen-a-nope": [_lengthgen(a, T, 3.2)], "lengthgen-b-nope": [_lengthgen(b, T, 3.2)]}
+    assert claims.nope_length_generalization(res, T).verdict == claims.REPRODUCED
+    res["lengthgen-b-nope"] = [_lengthgen(a, T, 3.2)]
+    assert claims.nope_length_generalization(res, T).verdict == claims.NOT_REPRODUCED
+    res = {k: [_lengthgen(a, T, 1.5)] for k in ("lengthgen-a-nope", "lengthgen-b-nope")}  # floor below the losses
+    assert claims.nope_length_generalization(res, T).verdict == claims.INCONCLUSIVE
+
+
+def _theta_study(val: list[float], test: list[float], exact: list[list[float]], factors=(1, 8, 50), n_docs=16):
+    """theta-study metrics with flat per-document losses (validation/test means per factor)."""
+    rng = np.random.default_rng(1)
+    def split(means):
+        return {w: {"mean": means, "documents": [(m + 0.01 * rng.standard_normal(n_docs)).tolist() for m in means]}
+                for w in ("(T,2T]", "(2T,4T]")}
+    return [{"metrics": {"factors": list(factors), "loss": {"validation": split(val), "test": split(test)},
+                         "needle": {"context_lengths": [10, 20, 40], "trials_per_length": 100,
+                                    "exact": exact}}}]
+
+
+def test_the_theta_factor_is_chosen_on_validation_data_only():
+    # validation prefers x8; the test data would prefer x50: the rule must pick x8
+    ex = [[1.0, 0.0, 0.0]] * 3
+    res = {f"theta-study-{v}": _theta_study([3.0, 2.0, 2.5], [3.0, 2.5, 2.0], ex) for v in "abc"}
+    factor, val = claims.validation_best_theta(res)
+    assert factor == 8 and val[8] == min(val.values())
+    better = _theta_study([3.0, 1.5, 2.5], [3.0, 1.5, 2.0], [[1.0, 0.0, 0.0], [1.0, 0.5, 0.3], [1.0, 0.0, 0.0]])
+    res["theta-study-b"] = better
+    v = claims.ssmax_at_validation_theta(res)
+    assert "(x8)" in v.statement
+    assert v.parts["(b) below (a) in test loss over (T,4T] by more than 2 standard errors (paired by document)"]
+    assert v.parts["(b) above (a) in needle exact match at 2T by more than 2 standard errors"]

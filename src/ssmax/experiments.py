@@ -1,12 +1,21 @@
 """Named experiments x compute profiles -> configs -> runs -> results files.
 
-Names (see `list_experiments`):
-  pretrain-{a..f}, learned-pn       language-model pretraining (chapters 2-4)
-  needle-sft-{a..f}                 supervised fine-tuning on the needle task (chapter 5)
-  lengthgen-{a..f}                  per-position loss up to 16x the training length (chapter 4)
-  lengthgen-baselines               inference-time log-n scalings applied to (a) (chapter 4)
-  needle-eval-{a..f}                needle accuracy, context length x depth (chapter 5)
-  needle-score-{a..f}               attention on the needle per layer and head (chapter 6)
+A name is ``<stage>-<variant>[-<protocol>]`` (see `list_experiments`, `parse_name`):
+
+  pretrain-{a..f}, learned-pn     language-model pretraining (chapters 2-4)
+  needle-sft-{a..f}               fine-tuning on the needle task at theta x1 (chapter 5)
+  lengthgen-{a..f}                per-position loss up to 16x the training length (chapter 4)
+  lengthgen-baselines             inference-time log-n scalings applied to (a) (chapter 4)
+  needle-eval-{a..f}              needle retrieval, context length x depth (chapter 5)
+  needle-score-{a..f}             attention on the needle per layer and head (chapter 6)
+  theta-study-{a,b,c}             loss and retrieval against the RoPE theta factor (chapter 5)
+
+and two protocols beside the paper's, which let an effect show where the paper's cannot:
+
+  *-theta50   fine-tune the needle task with RoPE theta x 50, then evaluate at theta x 50 (the
+              model has seen the theta it is tested with)
+  *-nope      no position encoding at all (NoPE): pretraining, length generalization, needle
+              fine-tuning, evaluation and needle score, with nothing to rescale at test time
 
 Variants follow the paper: (a) softmax, (b) SSMax, (c) SSMax with s = 1, (d) SSMax with a
 bias, (e) (a) switched to SSMax after pretraining, (f) switched for the last part of it.
@@ -26,15 +35,25 @@ from .baselines import BASELINES, baseline
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_corpus
 from .device import DEVICE_CHOICES, pick_device
-from .evaluate import (fixed_windows, heldout_loss, needle_accuracy, needle_scores, per_position_loss,
-                       window_means)
+from .evaluate import (NEEDLE_METRICS, beyond_window, fixed_windows, heldout_loss, needle_accuracy, needle_scores,
+                       per_position_loss, unigram_loss, window_means)
 from .model import GPT, GPTConfig
+from .needle import Haystack
 from .train import TrainConfig, train
 
 PROFILES = ("smoke", "cpu", "gpu")
 VARIANTS = ("a", "b", "c", "d", "e", "f")
 SCALING_OF_VARIANT = {"a": "softmax", "b": "ssmax", "c": "ssmax_fixed", "d": "ssmax_bias",
                       "e": "softmax", "f": "softmax"}  # e and f start as softmax and switch
+PAPER, THETA50, NOPE = "", "theta50", "nope"
+PROTOCOLS = (PAPER, THETA50, NOPE)
+# the variants each needle protocol fine-tunes (and, for NoPE, pretrains)
+PROTOCOL_VARIANTS = {PAPER: VARIANTS, THETA50: ("a", "b", "c"), NOPE: ("a", "b")}
+# variants whose needle fine-tuning (and evaluation) runs once per seed of the profile, all from
+# the pretraining run of seed 0: the spread then measures the fine-tuning alone
+FT_SEED_VARIANTS = {PAPER: ("a", "b", "c"), THETA50: ("a", "b", "c"), NOPE: ("a", "b")}
+THETA_STUDY_VARIANTS = ("a", "b", "c")
+STAGES = ("pretrain", "learned-pn", "needle-sft", "lengthgen", "needle-eval", "needle-score", "theta-study")
 
 
 @dataclass(frozen=True)
@@ -43,15 +62,17 @@ class Profile:
     name: str
     model: dict
     pretrain: dict
-    seeds: tuple[int, ...]  # for (a), (b) and (e), which costs nothing extra
+    seeds: tuple[int, ...]  # for (a), (b) and (e), which costs nothing extra; fine-tuning seeds
     switch_fraction: float  # (f): SSMax for the last switch_fraction of the pretraining steps
     sft: dict
     n_digits: int
     lengthgen: dict
     needle_eval: dict
     needle_score: dict
+    theta_study: dict
     # per-variant changes to ``sft`` for variants that do not learn the task at length T with the
-    # shared settings (the needle chapters only mean something if every variant retrieves there)
+    # shared settings (the needle chapters only mean something if every variant retrieves there);
+    # every protocol fine-tunes a variant with the same settings
     sft_overrides: dict = field(default_factory=dict)
     # wall-time budget of the whole profile on its intended machine (None: not set); the
     # appendix compares the recorded run times against it
@@ -70,8 +91,9 @@ PROFILE_SETTINGS: dict[str, Profile] = {
                  checkpoint_every=4, log_every=2),
         n_digits=3,
         lengthgen=dict(max_multiple=4, n_documents=2, batch_size=2, heldout_windows=8),
-        needle_eval=dict(multiples=(1, 4), depths=(0.0, 1.0), trials=2),
+        needle_eval=dict(multiples=(1, 4), nope_multiples=(1, 2), depths=(0.0, 1.0), trials=2),
         needle_score=dict(multiple=2, trials=3),
+        theta_study=dict(factors=(1, 50), multiples=(1, 2), n_documents=2, depths=(0.0, 1.0), trials=2),
     ),
     "cpu": Profile(
         name="cpu",
@@ -85,8 +107,11 @@ PROFILE_SETTINGS: dict[str, Profile] = {
                  checkpoint_every=200, log_every=10),
         n_digits=7,
         lengthgen=dict(max_multiple=16, n_documents=64, batch_size=4, heldout_windows=1024),
-        needle_eval=dict(multiples=(1, 2, 4, 8, 16), depths=(0.0, 0.25, 0.5, 0.75, 1.0), trials=20),
+        needle_eval=dict(multiples=(1, 2, 4, 8, 16), nope_multiples=(1, 2, 4, 8),
+                         depths=(0.0, 0.25, 0.5, 0.75, 1.0), trials=20),
         needle_score=dict(multiple=8, trials=100),
+        theta_study=dict(factors=(1, 2, 4, 8, 16, 50), multiples=(1, 2, 4), n_documents=64,
+                         depths=(0.0, 0.25, 0.5, 0.75, 1.0), trials=20),
         # (b): on the 1,250-step pretrained weights, lr 1e-3 reached val exact 0.12 in 1,000 steps
         # and 0.44 in 2,000; probes of 1,000 steps: 2e-3 0.00, 5e-4 1.00 (0.91 from step 450).
         # (c)'s fixed s = 1 multiplies its attention logits by log n (5.5 at T = 256), so each Adam
@@ -95,7 +120,7 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         # two 1,500-step checkpoints that differed only by float rounding, 3e-4 learned the task
         # on one and reached val exact 0.14 on the other (where 1e-4 reached 0.94, 5e-4 1.00).
         sft_overrides={"b": dict(lr=5e-4), "c": dict(lr=5e-4)},
-        time_budget_min=90.0,  # on 2 CPU cores
+        time_budget_min=180.0,  # on 2 CPU cores
     ),
     "gpu": Profile(
         name="gpu",
@@ -108,15 +133,18 @@ PROFILE_SETTINGS: dict[str, Profile] = {
                  checkpoint_every=250, log_every=25),
         n_digits=7,
         lengthgen=dict(max_multiple=20, n_documents=64, batch_size=4, heldout_windows=2048),
-        needle_eval=dict(multiples=(1, 2, 4, 8, 16), depths=(0.0, 0.25, 0.5, 0.75, 1.0), trials=20),
+        needle_eval=dict(multiples=(1, 2, 4, 8, 16), nope_multiples=(1, 2, 4, 8),
+                         depths=(0.0, 0.25, 0.5, 0.75, 1.0), trials=20),
         needle_score=dict(multiple=8, trials=100),
+        theta_study=dict(factors=(1, 2, 4, 8, 16, 50), multiples=(1, 2, 4), n_documents=64,
+                         depths=(0.0, 0.25, 0.5, 0.75, 1.0), trials=20),
     ),
 }
 
-ROPE_THETA_FACTORS = (1, 50)
+ROPE_THETA_FACTORS = (1, 50)  # the paper evaluates with theta x 50 and no further training
 # Final weights are stored in float16 (half the size in git); every later stage loads these
 # same files, so all evaluations see the same rounded weights.
-WEIGHTS_DTYPE = torch.float16  # the paper evaluates with theta x 50 and no further training
+WEIGHTS_DTYPE = torch.float16
 
 
 @dataclass
@@ -154,12 +182,46 @@ def describe_profile(profile: str) -> str:
 
 # --- the registry ---------------------------------------------------------------------------
 
-def list_experiments() -> list[str]:
-    names = [f"pretrain-{v}" for v in VARIANTS] + ["learned-pn"]
-    names += [f"needle-sft-{v}" for v in VARIANTS]
-    names += [f"lengthgen-{v}" for v in VARIANTS] + ["lengthgen-baselines"]
-    names += [f"needle-eval-{v}" for v in VARIANTS] + [f"needle-score-{v}" for v in VARIANTS]
+@dataclass(frozen=True)
+class ExperimentName:
+    """The parts of an experiment name: ``stage-variant[-protocol]``."""
+    stage: str
+    variant: str  # a..f, "baselines" or "pn"
+    protocol: str  # PAPER (""), THETA50 or NOPE
+
+    def __str__(self) -> str:
+        base = "learned-pn" if self.stage == "learned-pn" else f"{self.stage}-{self.variant}"
+        return base + (f"-{self.protocol}" if self.protocol else "")
+
+
+def _names() -> list[ExperimentName]:
+    E = ExperimentName
+    names = [E("pretrain", v, PAPER) for v in VARIANTS] + [E("learned-pn", "pn", PAPER)]
+    names += [E("pretrain", v, NOPE) for v in PROTOCOL_VARIANTS[NOPE]]
+    for protocol in PROTOCOLS:
+        names += [E("needle-sft", v, protocol) for v in PROTOCOL_VARIANTS[protocol]]
+    for protocol in (PAPER, NOPE):
+        names += [E("lengthgen", v, protocol) for v in PROTOCOL_VARIANTS[protocol]]
+        names.append(E("lengthgen", "baselines", protocol))
+    for protocol in PROTOCOLS:
+        names += [E("needle-eval", v, protocol) for v in PROTOCOL_VARIANTS[protocol]]
+    for protocol in (PAPER, NOPE):
+        names += [E("needle-score", v, protocol) for v in PROTOCOL_VARIANTS[protocol]]
+    names += [E("theta-study", v, PAPER) for v in THETA_STUDY_VARIANTS]
     return names
+
+
+_REGISTRY = {str(n): n for n in _names()}
+
+
+def list_experiments() -> list[str]:
+    """Every experiment, dependencies before the experiments that use them."""
+    return list(_REGISTRY)
+
+
+def parse_name(name: str) -> ExperimentName:
+    """The stage, variant and protocol of a registered experiment name."""
+    return _REGISTRY[check_experiment(name)]
 
 
 def check_profile(profile: str) -> Profile:
@@ -169,19 +231,25 @@ def check_profile(profile: str) -> Profile:
 
 
 def check_experiment(name: str) -> str:
-    if name not in list_experiments():
+    if name not in _REGISTRY:
         raise ValueError(f"unknown experiment {name!r}; allowed: {', '.join(list_experiments())}")
     return name
 
 
 def seeds_for(name: str, profile: str) -> tuple[int, ...]:
-    """(a), (b) and everything built on them get every seed of the profile; (e) too, since it
-    costs no training; the rest one seed."""
-    check_experiment(name)
+    """The seeds a profile runs an experiment with. Pretraining and per-position loss: every seed
+    for (a), (b) and (e) (which costs no training) and the baselines applied to (a). Needle
+    fine-tuning and evaluation: every seed for the variants of `FT_SEED_VARIANTS`, each seed
+    fine-tuning the seed-0 pretrained model. Everything else: one seed."""
+    n = parse_name(name)
     prof = check_profile(profile)
-    variant = name.rsplit("-", 1)[-1]
-    multi_seed = name.startswith(("pretrain-", "lengthgen-")) and variant in ("a", "b", "e", "baselines")
-    return prof.seeds if multi_seed else prof.seeds[:1]
+    if n.protocol == PAPER and n.stage in ("pretrain", "lengthgen"):
+        multi = n.variant in ("a", "b", "e", "baselines")
+    elif n.stage in ("needle-sft", "needle-eval"):
+        multi = n.variant in FT_SEED_VARIANTS[n.protocol]
+    else:
+        multi = False
+    return prof.seeds if multi else prof.seeds[:1]
 
 
 def check_seed(name: str, profile: str, seed: int) -> int:
@@ -191,23 +259,36 @@ def check_seed(name: str, profile: str, seed: int) -> int:
     return seed
 
 
-def _model_config(profile: Profile, scaling: str) -> GPTConfig:
-    return GPTConfig(scaling=scaling, **profile.model)
+def _model_config(profile: Profile, scaling: str, protocol: str = PAPER) -> GPTConfig:
+    """The profile's model with a given attention; NoPE drops the position encoding and the
+    theta-x50 protocol fine-tunes with RoPE's base multiplied by 50."""
+    extra: dict[str, Any] = {}
+    if protocol == NOPE:
+        extra["position"] = "none"
+    elif protocol == THETA50:
+        extra["rope_theta"] = GPTConfig.rope_theta * 50
+    return GPTConfig(scaling=scaling, **profile.model, **extra)
 
 
 def _dep(name: str, profile: str, seed: int) -> tuple[str, str]:
     return f"{name}--seed{seed}", store.config_hash(experiment_config(name, profile, seed))
 
 
+def _with_protocol(stage: str, variant: str, protocol: str) -> str:
+    return str(ExperimentName(stage, variant, protocol))
+
+
 def experiment_config(name: str, profile: str, seed: int = 0) -> ExperimentConfig:
     """The full config of experiment ``name`` in ``profile`` for ``seed``."""
     prof = check_profile(profile)
     check_seed(name, profile, seed)
-    variant = name.rsplit("-", 1)[-1]
+    n = parse_name(name)
+    variant, protocol = n.variant, n.protocol
     T = prof.model["block_size"]
+    theta0 = GPTConfig.rope_theta
 
-    if name == "learned-pn" or name.startswith("pretrain-"):
-        scaling = "learned_pn" if name == "learned-pn" else SCALING_OF_VARIANT[variant]
+    if n.stage in ("pretrain", "learned-pn"):
+        scaling = "learned_pn" if n.stage == "learned-pn" else SCALING_OF_VARIANT[variant]
         steps = prof.pretrain["steps"]
         if variant == "e":  # (a)'s weights, switched to SSMax, no further training
             key, h = _dep("pretrain-a", profile, seed)
@@ -215,38 +296,59 @@ def experiment_config(name: str, profile: str, seed: int = 0) -> ExperimentConfi
                              switch_to_ssmax_at=0)
             return ExperimentConfig(name, "pretrain", train=tc, init_from=key, depends_on={key: h})
         switch = round(steps * (1 - prof.switch_fraction)) if variant == "f" else None
-        tc = TrainConfig(model=_model_config(prof, scaling), seed=seed, switch_to_ssmax_at=switch, **prof.pretrain)
+        tc = TrainConfig(model=_model_config(prof, scaling, protocol), seed=seed, switch_to_ssmax_at=switch,
+                         **prof.pretrain)
         return ExperimentConfig(name, "pretrain", train=tc)
 
-    if name.startswith("needle-sft-"):
-        key, h = _dep(f"pretrain-{variant}", profile, 0)
+    if n.stage == "needle-sft":
+        # every fine-tuning seed starts from the seed-0 pretrained model (NoPE: its own)
+        key, h = _dep(_with_protocol("pretrain", variant, NOPE if protocol == NOPE else PAPER), profile, 0)
         scaling = "ssmax" if variant in ("e", "f") else SCALING_OF_VARIANT[variant]
         sft = {**prof.sft, **prof.sft_overrides.get(variant, {})}
-        tc = TrainConfig(model=_model_config(prof, scaling), task="needle_sft", seed=seed, betas=(0.9, 0.999),
-                         weight_decay=0.0, schedule="cosine", min_lr_ratio=0.0, n_digits=prof.n_digits, **sft)
+        tc = TrainConfig(model=_model_config(prof, scaling, protocol), task="needle_sft", seed=seed,
+                         betas=(0.9, 0.999), weight_decay=0.0, schedule="cosine", min_lr_ratio=0.0,
+                         n_digits=prof.n_digits, **sft)
         return ExperimentConfig(name, "needle_sft", train=tc, init_from=key, depends_on={key: h})
 
-    if name.startswith("lengthgen-"):
-        source = "pretrain-a" if variant == "baselines" else f"pretrain-{variant}"
+    if n.stage == "lengthgen":
+        source = _with_protocol("pretrain", "a" if variant == "baselines" else variant, protocol)
         key, h = _dep(source, profile, seed)
-        evaluation = {**prof.lengthgen, "train_len": T, "rope_theta_factors": ROPE_THETA_FACTORS,
+        factors = (1,) if protocol == NOPE else ROPE_THETA_FACTORS  # NoPE: nothing to rescale
+        evaluation = {**prof.lengthgen, "train_len": T, "rope_theta_factors": factors,
                       "baselines": BASELINES if variant == "baselines" else ()}
         return ExperimentConfig(name, "lengthgen", init_from=key, evaluation=evaluation, depends_on={key: h})
 
-    if name.startswith("needle-eval-"):
-        key, h = _dep(f"needle-sft-{variant}", profile, 0)
-        evaluation = {"context_lengths": [m * T for m in prof.needle_eval["multiples"]],
-                      "depths": list(prof.needle_eval["depths"]), "trials": prof.needle_eval["trials"],
-                      "n_digits": prof.n_digits, "rope_theta_factors": ROPE_THETA_FACTORS}
+    if n.stage == "needle-eval":
+        key, h = _dep(_with_protocol("needle-sft", variant, protocol), profile, seed)
+        multiples = prof.needle_eval["nope_multiples" if protocol == NOPE else "multiples"]
+        # test-time RoPE bases, relative to pretraining; the theta-x50 models were fine-tuned at x50
+        factors = {PAPER: ROPE_THETA_FACTORS, THETA50: (50,), NOPE: (1,)}[protocol]
+        evaluation = {"context_lengths": [m * T for m in multiples], "depths": list(prof.needle_eval["depths"]),
+                      "trials": prof.needle_eval["trials"], "n_digits": prof.n_digits,
+                      "rope_thetas": {f"theta_x{f}": theta0 * f for f in factors},
+                      "test_seed": 0}  # the same test examples for every variant and seed
         return ExperimentConfig(name, "needle_eval", init_from=key, evaluation=evaluation, depends_on={key: h})
 
-    if name.startswith("needle-score-"):
-        key, h = _dep(f"needle-sft-{variant}", profile, 0)
+    if n.stage == "needle-score":
+        key, h = _dep(_with_protocol("needle-sft", variant, protocol), profile, 0)
+        factor = 1 if protocol == NOPE else 50
         evaluation = {"context_len": prof.needle_score["multiple"] * T, "trials": prof.needle_score["trials"],
-                      "n_digits": prof.n_digits, "rope_theta_factor": 50, "fixed_depth": 0.5}
+                      "n_digits": prof.n_digits, "rope_theta_factor": factor, "rope_theta": theta0 * factor,
+                      "fixed_depth": 0.5}
         return ExperimentConfig(name, "needle_score", init_from=key, evaluation=evaluation, depends_on={key: h})
 
-    raise AssertionError(f"no config rule for {name}")  # unreachable: check_seed validated the name
+    if n.stage == "theta-study":
+        lm_key, lm_h = _dep(f"pretrain-{variant}", profile, 0)
+        nd_key, nd_h = _dep(f"needle-sft-{variant}", profile, 0)
+        ts = prof.theta_study
+        evaluation = {"train_len": T, "rope_theta_factors": list(ts["factors"]), "lm_model": lm_key,
+                      "needle_model": nd_key, "loss_multiples": list(ts["multiples"]),
+                      "n_documents": ts["n_documents"], "context_lengths": [m * T for m in ts["multiples"]],
+                      "depths": list(ts["depths"]), "trials": ts["trials"], "n_digits": prof.n_digits,
+                      "test_seed": 0}
+        return ExperimentConfig(name, "theta_study", evaluation=evaluation, depends_on={lm_key: lm_h, nd_key: nd_h})
+
+    raise AssertionError(f"no config rule for {name}")  # unreachable: the registry lists every stage
 
 
 # --- running --------------------------------------------------------------------------------
@@ -269,11 +371,16 @@ def load_weights(name: str, profile: str, seed: int, device: torch.device) -> tu
     return model.eval(), config
 
 
+def _load_key(key: str, profile: str, device: torch.device) -> GPT:
+    """The trained model of a dependency key "experiment--seedS"."""
+    name, seed = _split_key(key)
+    return load_weights(name, profile, seed, device)[0]
+
+
 def _source_model(config: ExperimentConfig, profile: str, device: torch.device) -> GPT:
     """The trained model that ``config.init_from`` names (whose weights a run starts from or
     evaluates)."""
-    name, seed = _split_key(config.init_from)
-    return load_weights(name, profile, seed, device)[0]
+    return _load_key(config.init_from, profile, device)
 
 
 def _run_training(config: ExperimentConfig, profile: str, seed: int, device: torch.device, progress: bool):
@@ -302,34 +409,80 @@ def _run_lengthgen(config: ExperimentConfig, profile: str, device: torch.device)
     curves = {}
     for factor in ev["rope_theta_factors"]:
         for label, fn in scalings.items():
-            curve = per_position_loss(model, docs, length, device, rope_theta=theta0 * factor,
-                                      query_scale_fn=fn, batch_size=ev["batch_size"])
-            curves[f"{label}@theta_x{factor}"] = {"curve": curve.tolist(), "windows": window_means(curve, T)}
+            per_doc = per_position_loss(model, docs, length, device, rope_theta=theta0 * factor,
+                                        query_scale_fn=fn, batch_size=ev["batch_size"], per_document=True)
+            curve = per_doc.mean(0)
+            # each document's window means too (and its mean beyond T), for comparisons paired by document
+            doc_windows = [{**window_means(row, T), beyond_window(length, T): float(row[T:].mean())} for row in per_doc]
+            curves[f"{label}@theta_x{factor}"] = {
+                "curve": curve.tolist(), "windows": window_means(curve, T),
+                "document_windows": {w: [d[w] for d in doc_windows] for w in doc_windows[0]}}
     # in-distribution loss on one fixed set of test windows of length T (the same for every model
     # and seed, unlike the validation batches drawn during training)
-    windows = fixed_windows(load_corpus().stream("test"), T, ev["heldout_windows"], seed=0)
+    corpus = load_corpus()
+    windows = fixed_windows(corpus.stream("test"), T, ev["heldout_windows"], seed=0)
     heldout = {label: heldout_loss(model, windows, device, query_scale_fn=fn) for label, fn in scalings.items()}
+    # the floor of the per-position curves: a model that ignores its context entirely
+    context_free = unigram_loss(corpus.stream("train"), corpus.stream("test"))
     return {"curves": curves, "n_documents": len(docs), "length": length, "heldout_loss": heldout,
-            "heldout_tokens": int(windows[:, 1:].size)}
+            "heldout_tokens": int(windows[:, 1:].size), "context_free_loss": context_free}
 
 
-def _run_needle_eval(config: ExperimentConfig, profile: str, seed: int, device: torch.device) -> dict:
+def _run_needle_eval(config: ExperimentConfig, profile: str, device: torch.device) -> dict:
     ev = config.evaluation
     model = _source_model(config, profile, device)
-    haystack = load_corpus().stream("test")
-    out = {}
-    for factor in ev["rope_theta_factors"]:
-        out[f"theta_x{factor}"] = needle_accuracy(
-            model, haystack, ev["context_lengths"], ev["depths"], ev["trials"], device, n_digits=ev["n_digits"],
-            rope_theta=model.config.rope_theta * factor, seed=seed)
-    return out
+    haystack = Haystack(load_corpus().stream("test"))
+    return {label: needle_accuracy(model, haystack, ev["context_lengths"], ev["depths"], ev["trials"], device,
+                                   n_digits=ev["n_digits"], rope_theta=theta, seed=ev["test_seed"])
+            for label, theta in ev["rope_thetas"].items()}
+
+
+def _held_out_documents(split: str, length: int, count: int) -> list:
+    """The first ``length + 1`` tokens of the first ``count`` documents of a split long enough."""
+    docs = [d.tokens[: length + 1] for d in load_corpus().documents(split, min_len=length + 1)][:count]
+    if len(docs) < count:
+        raise ValueError(f"the {split} split has only {len(docs)} documents of >= {length + 1} tokens; "
+                         f"n_documents={count} needs more")
+    return docs
+
+
+def _run_theta_study(config: ExperimentConfig, profile: str, device: torch.device) -> dict:
+    """Loss within and beyond T (validation and test documents) and needle retrieval at short
+    multiples of T, against the factor multiplying RoPE's base at evaluation, with no training."""
+    ev = config.evaluation
+    T, factors = ev["train_len"], ev["rope_theta_factors"]
+    lm = _load_key(ev["lm_model"], profile, device)
+    length = max(ev["loss_multiples"]) * T
+    loss: dict = {}
+    for split in ("validation", "test"):
+        docs = _held_out_documents(split, length, ev["n_documents"])
+        # per factor, each document's mean loss in each window: [factor][window] -> list over documents
+        per_factor = []
+        for f in factors:
+            per_doc = per_position_loss(lm, docs, length, device, rope_theta=lm.config.rope_theta * f,
+                                        per_document=True)
+            rows = [window_means(row, T, ev["loss_multiples"]) for row in per_doc]
+            per_factor.append({w: [r[w] for r in rows] for w in rows[0]})
+        loss[split] = {w: {"mean": [float(np.mean(pf[w])) for pf in per_factor],
+                           "documents": [pf[w] for pf in per_factor]} for w in per_factor[0]}
+    del lm
+    needle_model = _load_key(ev["needle_model"], profile, device)
+    haystack = Haystack(load_corpus().stream("test"))
+    grids = [needle_accuracy(needle_model, haystack, ev["context_lengths"], ev["depths"], ev["trials"], device,
+                             n_digits=ev["n_digits"], rope_theta=needle_model.config.rope_theta * f,
+                             seed=ev["test_seed"]) for f in factors]
+    # pooled over depths: one value per (factor, context length)
+    needle = {m: [np.mean(g[m], axis=1).tolist() for g in grids] for m in NEEDLE_METRICS}
+    return {"factors": list(factors), "loss": loss, "loss_documents": ev["n_documents"],
+            "needle": {"context_lengths": ev["context_lengths"], "trials_per_length": ev["trials"] * len(ev["depths"]),
+                       **needle}}
 
 
 def _run_needle_score(config: ExperimentConfig, profile: str, seed: int, device: torch.device) -> dict:
     ev = config.evaluation
     model = _source_model(config, profile, device)
-    haystack = load_corpus().stream("test")
-    theta = model.config.rope_theta * ev["rope_theta_factor"]
+    haystack = Haystack(load_corpus().stream("test"))
+    theta = ev["rope_theta"]
     fixed = needle_scores(model, haystack, ev["context_len"], 1, device, depth=ev["fixed_depth"],
                           n_digits=ev["n_digits"], rope_theta=theta, seed=seed)
     random = needle_scores(model, haystack, ev["context_len"], ev["trials"], device, depth=None,
@@ -359,7 +512,9 @@ def run(name: str, profile: str, seed: int = 0, device: str = "auto", force: boo
     elif config.kind == "lengthgen":
         metrics = _run_lengthgen(config, profile, dev)
     elif config.kind == "needle_eval":
-        metrics = _run_needle_eval(config, profile, seed, dev)
+        metrics = _run_needle_eval(config, profile, dev)
+    elif config.kind == "theta_study":
+        metrics = _run_theta_study(config, profile, dev)
     else:
         metrics = _run_needle_score(config, profile, seed, dev)
     env = {**store.environment(dev, time.perf_counter() - t0), **{f"train_{k}": v for k, v in timing.items()}}
