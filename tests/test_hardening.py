@@ -197,8 +197,8 @@ _WORKER = textwrap.dedent("""
     errors, reads = [], 0
     if role == "writer":
         for i in range(count):
-            for target, write in ((ckpt, lambda: save_checkpoint(ckpt, {"i": i, "w": torch.randn(2000)}, "h")),
-                                  (js, lambda: write_json_atomic(js, {"i": i, "pad": list(range(2000))}))):
+            for target, write in ((ckpt, lambda: save_checkpoint(ckpt, {"i": i, "w": torch.randn(100_000)}, "h")),
+                                  (js, lambda: write_json_atomic(js, {"i": i, "pad": list(range(20_000))}))):
                 try:
                     write()
                 except Exception as err:
@@ -211,9 +211,9 @@ _WORKER = textwrap.dedent("""
                     continue
                 try:
                     if target == ckpt:
-                        assert load_checkpoint(ckpt, "h")["w"].shape == (2000,)
+                        assert load_checkpoint(ckpt, "h")["w"].shape == (100_000,)
                     else:
-                        assert len(json.loads(js.read_text())["pad"]) == 2000
+                        assert len(json.loads(js.read_text())["pad"]) == 20_000
                     reads += 1
                 except Exception as err:
                     errors.append(repr(err))
