@@ -10,7 +10,7 @@ import nbformat
 import pytest
 import yaml
 
-from ssmax.notebooks import execute
+from ssmax.notebooks import NotebookExecutionError, execute
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
@@ -57,13 +57,14 @@ def test_notebook_runs_on_fresh_smoke_results(path, results_dir, tmp_path):
     ({"device": "tpu"}, "device must be one of ('auto', 'cpu', 'cuda'); got 'tpu'"),
 ])
 def test_bad_parameter_fails_in_the_first_cells(parameters, message, tmp_path):
-    import papermill
-
     copy = _copy(REPO / "notebooks" / "03_pretraining.ipynb", tmp_path)
-    with pytest.raises(papermill.PapermillExecutionError) as err:
+    before = copy.read_bytes()
+    with pytest.raises(NotebookExecutionError) as err:
         execute([copy], parameters)
     assert message in str(err.value)
-    failed = [i for i, c in enumerate(_code_cells(copy)) if any(o.output_type == "error" for o in c.outputs)]
+    assert copy.read_bytes() == before  # a failed run never overwrites the notebook
+    failed_copy = err.value.failed_copy
+    failed = [i for i, c in enumerate(_code_cells(failed_copy)) if any(o.output_type == "error" for o in c.outputs)]
     assert failed and failed[0] <= 2  # the parameters cell, papermill's injected cell, the check
 
 
@@ -72,8 +73,9 @@ def test_missing_results_say_what_to_run(tmp_path, monkeypatch):
 
     monkeypatch.setenv("SSMAX_RESULTS_DIR", str(tmp_path / "no-results"))
     copy = _copy(REPO / "notebooks" / "03_pretraining.ipynb", tmp_path)
-    with pytest.raises(papermill.PapermillExecutionError) as err:
+    with pytest.raises(NotebookExecutionError) as err:
         execute([copy], {"profile": "cpu"})
-    text = str(err.value)
+    assert isinstance(err.value.__cause__, papermill.PapermillExecutionError)
+    text = str(err.value.__cause__)  # the full error; str(err.value) is its first line
     assert "make reproduce PROFILE=cpu" in text
     assert "python -m ssmax run pretrain-a --profile cpu --seed 0" in text

@@ -139,7 +139,8 @@ def test_stale_corrupt_and_missing_results_are_refused(tmp_path, monkeypatch):
     config = ex.experiment_config("pretrain-a", "smoke", 0)
     with pytest.raises(store.MissingResultsError, match="python -m ssmax run pretrain-a --profile smoke --seed 0"):
         store.load_result("smoke", "pretrain-a", 0, config)
-    store.save_result("smoke", "pretrain-a", 0, config, {"final_val_loss": 1.0}, {})
+    metrics = {key: 1.0 for key in store.REQUIRED_METRICS["pretrain"]}
+    store.save_result("smoke", "pretrain-a", 0, config, metrics, {})
     assert store.load_result("smoke", "pretrain-a", 0, config)["metrics"]["final_val_loss"] == 1.0
     changed = dataclasses.replace(config, train=dataclasses.replace(config.train, lr=1e-4))
     with pytest.raises(store.StaleResultsError, match="stale results: rerun `python -m ssmax run pretrain-a"):

@@ -1,4 +1,10 @@
-"""Command line: `python -m ssmax list | run NAME [--profile P] [--seed S] | reproduce --profile P`."""
+"""Command line: `python -m ssmax list | run NAME [--profile P] [--seed S] | reproduce --profile P`.
+
+Every error the package raises on purpose (bad input, missing, stale or corrupt results, an
+unusable checkpoint, a corpus that fails its checksum, an unwritable folder, a diverged run)
+prints one line, ``error: ...``, and exits with status 2; Ctrl-C exits with 130 and says how to
+resume. Anything else is a bug and keeps its traceback.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,13 @@ import sys
 import time
 
 from . import experiments as ex
+from .checkpoint import CheckpointError
+from .data import CorpusChecksumError
 from .device import DEVICE_CHOICES
+from .results import ResultsError, result_path
+
+# errors whose message is the whole story: shown as one line, without a traceback
+USER_ERRORS = (ValueError, ResultsError, CheckpointError, CorpusChecksumError, OSError, FloatingPointError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -28,33 +40,45 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if isinstance(err, (ValueError, ResultsError)) else f"{type(err).__name__}: {text}"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        if args.command == "list":
-            for name in ex.list_experiments():
-                seeds = {p: list(ex.seeds_for(name, p)) for p in ex.PROFILES}
-                print(f"{name:26s} seeds {json.dumps(seeds)}")
-            return 0
-        if args.command == "run":
-            ex.check_experiment(args.name)
-            ex.check_seed(args.name, args.profile, args.seed)
-            t0 = time.perf_counter()
-            result = ex.run(args.name, args.profile, args.seed, device=args.device, force=not args.reuse)
-            print(f"{args.name} seed {args.seed} ({args.profile}): done in {time.perf_counter() - t0:.1f} s "
-                  f"-> data/results/{args.profile}/{args.name}--seed{args.seed}.json")
-            final = result["metrics"].get("final_val_loss")
-            if final is not None:
-                print(f"final validation loss {final:.4f}")
-            return 0
-        times = ex.reproduce(args.profile, device=args.device, force=not args.reuse)
-        for key, seconds in times.items():
-            print(f"{key:32s} {seconds:8.1f} s")
-        print(f"{'total':32s} {sum(times.values()):8.1f} s")
-        return 0
-    except ValueError as err:
-        print(f"error: {err}", file=sys.stderr)
+        return _main(args)
+    except USER_ERRORS as err:
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        return 130
+
+
+def _main(args: argparse.Namespace) -> int:
+    if args.command == "list":
+        for name in ex.list_experiments():
+            seeds = {p: list(ex.seeds_for(name, p)) for p in ex.PROFILES}
+            print(f"{name:26s} seeds {json.dumps(seeds)}")
+        return 0
+    if args.command == "run":
+        ex.check_experiment(args.name)
+        ex.check_seed(args.name, args.profile, args.seed)
+        t0 = time.perf_counter()
+        result = ex.run(args.name, args.profile, args.seed, device=args.device, force=not args.reuse)
+        print(f"{args.name} seed {args.seed} ({args.profile}): done in {time.perf_counter() - t0:.1f} s "
+              f"-> {result_path(args.profile, args.name, args.seed)}")
+        final = result["metrics"].get("final_val_loss")
+        if final is not None:
+            print(f"final validation loss {final:.4f}")
+        return 0
+    times = ex.reproduce(args.profile, device=args.device, force=not args.reuse)
+    for key, seconds in times.items():
+        print(f"{key:32s} {seconds:8.1f} s")
+    print(f"{'total':32s} {sum(times.values()):8.1f} s")
+    return 0
 
 
 if __name__ == "__main__":

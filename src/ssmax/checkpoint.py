@@ -6,11 +6,12 @@ path and what to do, instead of silently training or evaluating the wrong model.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
+
+from .atomic import write_atomic
 
 
 class CheckpointError(RuntimeError):
@@ -18,11 +19,10 @@ class CheckpointError(RuntimeError):
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any], config_hash: str) -> None:
-    """Atomic save (temporary file, then rename): a kill mid-write leaves the previous one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({"config_hash": config_hash, **payload}, tmp)
-    os.replace(tmp, path)
+    """Atomic save (`ssmax.atomic.write_atomic`): a kill mid-write leaves the previous file, and
+    concurrent writers of one path take turns."""
+    data = {"config_hash": config_hash, **payload}
+    write_atomic(path, lambda tmp: torch.save(data, tmp))
 
 
 def load_checkpoint(path: Path, config_hash: str, map_location: Any = "cpu") -> dict[str, Any]:
@@ -39,3 +39,19 @@ def load_checkpoint(path: Path, config_hash: str, map_location: Any = "cpu") -> 
         raise CheckpointError(f"checkpoint {path} was written by another config (hash {payload['config_hash']}, "
                               f"expected {config_hash}); delete it or rerun that experiment")
     return payload
+
+
+def checkpoint_problem(path: Path, config_hash: str) -> Optional[str]:
+    """Why the checkpoint at ``path`` cannot be used for ``config_hash`` (None if it can, or if
+    there is none). Reads lazily (memory-mapped), so checking a large file costs little."""
+    if not path.exists():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as err:  # a damaged or non-zip file
+        return f"unreadable ({type(err).__name__})"
+    if not isinstance(payload, dict) or "config_hash" not in payload:
+        return "it has no config hash"
+    if payload["config_hash"] != config_hash:
+        return f"written by another config (hash {payload['config_hash']}, expected {config_hash})"
+    return None

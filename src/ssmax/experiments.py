@@ -23,6 +23,7 @@ bias, (e) (a) switched to SSMax after pretraining, (f) switched for the last par
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -32,7 +33,7 @@ import torch
 
 from . import results as store
 from .baselines import BASELINES, baseline
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import checkpoint_problem, load_checkpoint, save_checkpoint
 from .data import load_corpus
 from .device import DEVICE_CHOICES, pick_device
 from .evaluate import (NEEDLE_METRICS, beyond_window, fixed_windows, heldout_loss, needle_accuracy, needle_scores,
@@ -386,6 +387,7 @@ def _source_model(config: ExperimentConfig, profile: str, device: torch.device) 
 def _run_training(config: ExperimentConfig, profile: str, seed: int, device: torch.device, progress: bool):
     init_state = None if config.init_from is None else _source_model(config, profile, device).state_dict()
     ckpt = store.checkpoints_root() / profile / f"{config.name}--seed{seed}.pt"
+    _discard_unusable_checkpoint(ckpt, store.config_hash(config.train))
     outcome = train(config.train, device=device, init_state=init_state, checkpoint_path=ckpt, progress=progress)
     save_checkpoint(store.weights_path(profile, config.name, seed),
                     {"model_config": outcome.model.config.to_dict(),
@@ -490,16 +492,44 @@ def _run_needle_score(config: ExperimentConfig, profile: str, seed: int, device:
     return {"fixed_depth": fixed, "random_trials": random}
 
 
+def _discard_unusable_checkpoint(path, train_hash: str) -> None:
+    """A leftover checkpoint of another config (or a damaged one) cannot be resumed; checkpoints
+    are never committed and this run would overwrite it anyway, so say so and start afresh."""
+    problem = checkpoint_problem(path, train_hash)
+    if problem is not None:
+        print(f"warning: not resuming from {path} ({problem}); training from step 0", file=sys.stderr)
+        path.unlink(missing_ok=True)
+
+
+def _is_current(name: str, profile: str, seed: int, config: ExperimentConfig) -> bool:
+    """Current results (intact, of this config) and, for a training experiment, the weights that
+    later stages load, written by this same config."""
+    if not store.has_current_result(profile, name, seed, config):
+        return False
+    if config.kind in ("pretrain", "needle_sft"):
+        path = store.weights_path(profile, name, seed)
+        return path.exists() and checkpoint_problem(path, store.config_hash(config)) is None
+    return True
+
+
+def _check_outputs_writable(profile: str) -> None:
+    """Fail before any training or evaluation if a run could not write what it produces."""
+    for folder in (store.results_root() / profile, store.weights_dir(profile), store.checkpoints_root() / profile):
+        store.check_writable(folder)
+
+
 def run(name: str, profile: str, seed: int = 0, device: str = "auto", force: bool = False,
         progress: bool = True) -> dict:
-    """Run one experiment (and, first, any dependency whose results are missing or stale);
-    write and return its results. Current results are reused unless ``force``."""
+    """Run one experiment (and, first, any dependency whose results are missing, stale, corrupt
+    or whose weights are missing); write and return its results. Current results are reused
+    unless ``force``. Fails at once, naming the folder, if an output folder is not writable."""
     check_experiment(name)
     check_profile(profile)
     check_seed(name, profile, seed)
     config = experiment_config(name, profile, seed)
-    if not force and store.has_current_result(profile, name, seed, config):
+    if not force and _is_current(name, profile, seed, config):
         return store.load_result(profile, name, seed, config)
+    _check_outputs_writable(profile)
     for key in config.depends_on:
         dep_name, dep_seed = _split_key(key)
         run(dep_name, profile, dep_seed, device=device, progress=progress)
@@ -549,7 +579,7 @@ def check_notebook_parameters(profile: Any, retrain: Any, device: Any) -> None:
 def results_for(names: list[str], profile: str, retrain: bool = False, device: str = "auto") -> dict[str, list[dict]]:
     """The results a chapter needs: ``{name: [result per seed]}``.
 
-    With retrain=False only current stored results are used; anything missing or stale raises
+    With retrain=False only current stored results are used; anything missing, stale or corrupt raises
     an error that lists the commands to run (a notebook never trains for an hour by surprise).
     With retrain=True the chapter's experiments are rerun (their dependencies only if needed).
     """
@@ -567,6 +597,7 @@ def results_for(names: list[str], profile: str, retrain: bool = False, device: s
                 problems.append(str(err))
     if problems:
         raise store.MissingResultsError(
-            f"{len(problems)} result(s) missing or stale for profile {profile!r}. Run `make reproduce PROFILE={profile}` "
-            f"(or rerun this notebook with retrain=True), or one by one:\n  " + "\n  ".join(problems))
+            f"{len(problems)} result(s) missing, stale or corrupt for profile {profile!r}: run "
+            f"`make reproduce PROFILE={profile}` (or rerun this notebook with retrain=True).\n"
+            f"Or one by one:\n  " + "\n  ".join(problems))
     return out

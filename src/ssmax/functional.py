@@ -64,17 +64,52 @@ def causal_key_counts(query_len: int, past_len: int = 0, device: torch.device | 
     return torch.arange(past_len + 1, past_len + query_len + 1, device=device, dtype=torch.float32)
 
 
+def _check_finite(name: str, value: Scalar, minimum: float | None = None) -> None:
+    """ValueError unless ``value`` is finite (and >= minimum); tensors only on the CPU."""
+    t = torch.as_tensor(value)
+    if t.device.type != "cpu":
+        return  # on an accelerator the check would force a device-to-host sync on every call
+    if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+        raise ValueError(f"{name} must be finite; got {value!r}")
+    if minimum is not None and bool((t < minimum).any()):
+        raise ValueError(f"{name} must be >= {minimum:g}; got {value!r}")
+
+
 def ssmax(x: Tensor, s: Scalar, n: Scalar | None = None, b: Scalar = 0.0, dim: int = -1) -> Tensor:
     """softmax((s log n + b) x) along ``dim``.
 
     ``n`` defaults to the size of ``dim``; ``s``, ``b`` and ``n`` may be floats or tensors that
-    broadcast against ``x``. Entries equal to -inf (masked) get exactly 0, even where the factor
-    is 0 (n = 1), where a plain ``factor * x`` would give NaN. The softmax runs in float32 (or
-    float64 for float64 input) and is cast back, so float16/bfloat16 inputs give no NaN or inf.
-    A row whose entries are all masked returns zeros.
+    broadcast against ``x``. The softmax runs in float32 (or float64 for float64 input) and is
+    cast back, so float16/bfloat16 inputs give no NaN or inf.
+
+    Special values, chosen so that nothing comes out silently wrong:
+
+    - ``-inf`` marks a masked entry: it gets exactly 0, even where the factor is 0 (n = 1),
+      where a plain ``factor * x`` would give NaN. A row whose entries are all masked returns
+      zeros (as masked attention rows do).
+    - ``+inf`` or NaN anywhere in a row makes that whole row NaN, as `torch.softmax` does:
+      a bad input shows up instead of looking like a masked row.
+    - ``x`` must be a floating-point tensor with at least one dimension (integer input is a
+      ValueError naming its dtype, not a tensor of integer zeros); ``dim`` must be a valid
+      dimension of it.
+    - ``s``, ``b`` and ``n`` must be finite; ``s >= 0`` (a negative s would reverse the order of
+      the logits) and ``n >= 1``. ``s = 0`` is allowed: with ``b = 0`` it gives the uniform
+      distribution over the unmasked entries, the limit of SSMax as s goes to 0. Tensor values
+      are checked on the CPU only (on an accelerator the check would force a host sync).
     """
     if not torch.is_tensor(x):
         raise TypeError(f"x must be a torch.Tensor; got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise ValueError(f"x must be a floating-point tensor; got dtype {x.dtype}")
+    if x.dim() == 0:
+        raise ValueError("x must have at least one dimension (the one ssmax normalises over); got a 0-d tensor")
+    if isinstance(dim, bool) or not isinstance(dim, int) or not -x.dim() <= dim < x.dim():
+        raise ValueError(f"dim must be an integer in [{-x.dim()}, {x.dim() - 1}] for x of shape "
+                         f"{tuple(x.shape)}; got {dim!r}")
+    _check_finite("s", s, minimum=0.0)
+    _check_finite("b", b)
+    if n is not None:
+        _check_finite("n", n)
     work_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     xw = x.to(work_dtype)
     if n is None:
@@ -83,8 +118,12 @@ def ssmax(x: Tensor, s: Scalar, n: Scalar | None = None, b: Scalar = 0.0, dim: i
     factor = query_scale(torch.as_tensor(n, dtype=work_dtype, device=x.device), s, b).to(work_dtype)
     masked = torch.isneginf(xw)
     logits = torch.where(masked, torch.full_like(xw, -math.inf), factor * xw.masked_fill(masked, 0.0))
-    probs = torch.softmax(logits, dim=dim)
-    probs = torch.nan_to_num(probs, nan=0.0)  # fully masked rows
+    # +inf or NaN poisons its whole row, as in torch.softmax (added, so gradients see it too)
+    poisoned = (torch.isnan(xw) | torch.isposinf(xw)).any(dim=dim, keepdim=True)
+    logits = logits + torch.where(poisoned, math.nan, 0.0).to(work_dtype)
+    # a fully masked row: softmax over zeros (finite, with finite gradients), then zeroed
+    fully_masked = masked.all(dim=dim, keepdim=True)
+    probs = torch.softmax(logits.masked_fill(fully_masked, 0.0), dim=dim).masked_fill(fully_masked, 0.0)
     return probs.to(x.dtype)
 
 

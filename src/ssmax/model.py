@@ -22,6 +22,31 @@ from .rope import rope_angles
 POSITIONS = ("rope", "none")
 
 
+def _check_positive_int(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer; got {value!r}")
+
+
+def _check_positive_finite(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0; got {value!r}")
+
+
+def check_token_ids(idx: Tensor, vocab_size: int) -> None:
+    """ValueError naming ``idx`` unless it is an integer tensor (B, T) with T >= 1 and ids in
+    [0, vocab_size). The id range is checked for CPU tensors only: on an accelerator it would
+    force a device-to-host sync on every call (there an id out of range fails in the embedding)."""
+    if not torch.is_tensor(idx):
+        raise ValueError(f"idx must be a torch.Tensor of token ids; got {type(idx).__name__}")
+    if idx.is_floating_point() or idx.is_complex() or idx.dtype == torch.bool:
+        raise ValueError(f"idx must hold integer token ids; got dtype {idx.dtype}")
+    if idx.dim() != 2 or idx.shape[1] < 1:
+        raise ValueError(f"idx must have shape (batch, length) with length >= 1; got shape {tuple(idx.shape)}")
+    if idx.device.type == "cpu" and idx.numel() and bool(((idx < 0) | (idx >= vocab_size)).any()):
+        raise ValueError(f"idx must hold token ids in [0, {vocab_size}); got min {int(idx.min())}, "
+                         f"max {int(idx.max())}")
+
+
 @dataclass
 class GPTConfig:
     vocab_size: int = 256
@@ -40,19 +65,18 @@ class GPTConfig:
         if self.scaling not in SCALINGS:
             raise ValueError(f"scaling must be one of {SCALINGS}; got {self.scaling!r}")
         for name in ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}")
+            _check_positive_int(name, getattr(self, name))
         if self.block_size < 2:
             raise ValueError(f"block_size must be >= 2; got {self.block_size}")
         if self.n_embd % self.n_head or (self.n_embd // self.n_head) % 2:
             raise ValueError(f"n_embd / n_head must be an even integer (RoPE); got {self.n_embd}/{self.n_head}")
         if self.mlp_hidden is None:
             self.mlp_hidden = 32 * math.ceil(8 * self.n_embd / 3 / 32)
+        _check_positive_int("mlp_hidden", self.mlp_hidden)
         if self.s_init is None:
             self.s_init = default_s_init(self.block_size)
-        if self.rope_theta <= 0:
-            raise ValueError(f"rope_theta must be > 0; got {self.rope_theta}")
+        for name in ("s_init", "rope_theta", "norm_eps"):
+            _check_positive_finite(name, getattr(self, name))
         if self.position not in POSITIONS:
             raise ValueError(f"position must be one of {POSITIONS}; got {self.position!r}")
 
@@ -139,11 +163,13 @@ class GPT(nn.Module):
     ) -> Tensor:
         """Logits (B, T, vocab) for token ids idx (B, T).
 
-        rope_theta overrides the trained theta (the paper evaluates with theta x 50);
+        idx is checked (`check_token_ids`: integer ids in [0, vocab_size), T >= 1; the range on
+        CPU tensors only). rope_theta overrides the trained theta (the paper evaluates with theta x 50);
         query_scale_fn multiplies every head's queries by an extra factor of n (inference-time
         baselines); attn_impl="explicit" materialises the attention matrix (tests);
         probe_rows: see `attention_rows`.
         """
+        check_token_ids(idx, self.config.vocab_size)
         logits, _ = self._run(idx, rope_theta, cache, query_scale_fn, attn_impl, probe_rows)
         return logits
 
@@ -158,6 +184,7 @@ class GPT(nn.Module):
         """Logits and, per layer, the attention probabilities (B, H, len(rows), T) of the chosen
         query positions only: the forward pass stays fused, and only len(rows) x T of each
         attention matrix is ever formed (the needle score at 16k tokens needs no 16k x 16k)."""
+        check_token_ids(idx, self.config.vocab_size)
         rows = torch.as_tensor(rows, device=idx.device, dtype=torch.long)
         return self._run(idx, rope_theta, None, query_scale_fn, "fused", rows)
 
@@ -190,9 +217,11 @@ class GPT(nn.Module):
         query_scale_fn: Optional[QueryScaleFn] = None,
     ) -> Tensor:
         """Greedy decoding with a KV cache: the prompt in one pass, then one token at a time,
-        each new query with its own n = position + 1. Returns idx followed by the new tokens."""
-        if max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be >= 0; got {max_new_tokens}")
+        each new query with its own n = position + 1. Returns idx followed by the new tokens.
+        The prompt idx (B, T >= 1) is checked as in `forward`."""
+        check_token_ids(idx, self.config.vocab_size)
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+            raise ValueError(f"max_new_tokens must be a non-negative integer; got {max_new_tokens!r}")
         cache = KVCache(self.config.n_layer)
         out = idx
         step_input = idx

@@ -3,10 +3,13 @@
     python -m ssmax.notebooks execute [--profile P] [--retrain] [--device D] notebooks/*.ipynb
     python -m ssmax.notebooks clean notebooks/*.ipynb
 
-``execute`` runs each notebook in place with papermill, on a kernel that is *this* interpreter
-(so the venv's python runs the code whatever kernelspecs the machine has), with the kernel's
-working directory set to the notebook's folder, as Jupyter and nbval do. Progress goes to stderr.
-It cleans each notebook afterwards.
+``execute`` runs each notebook with papermill, on a kernel that is *this* interpreter (so the
+venv's python runs the code whatever kernelspecs the machine has), with the kernel's working
+directory set to the notebook's folder, as Jupyter and nbval do. Progress goes to stderr. It runs
+a copy in a hidden folder beside the notebook, cleans it, and only then replaces the notebook
+with it: a notebook that fails leaves the committed one byte for byte as it was, keeps the failed
+run in ``<folder>/.failed/<name>.ipynb``, and stops with one line naming the notebook and the
+error (exit status 2).
 
 ``clean`` makes a committed notebook depend only on its sources and outputs: it drops papermill's
 and nbclient's timestamps and durations, normalises the kernelspec and language_info, keeps cell
@@ -25,13 +28,32 @@ from __future__ import annotations
 import argparse
 import ast
 import hashlib
+import os
 import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .atomic import replace_atomically, write_text_atomic
+
 DEFAULT_PARAMETERS: dict[str, Any] = {"profile": "cpu", "retrain": False, "device": "auto"}
+# the allowed values of the papermill parameters; the same as ssmax.experiments.PROFILES and
+# ssmax.device.DEVICE_CHOICES (a test checks), repeated so this tool does not import torch
+PROFILES = ("smoke", "cpu", "gpu")
+DEVICES = ("auto", "cpu", "cuda")
+FAILED_FOLDER = ".failed"
+
+
+class NotebookExecutionError(RuntimeError):
+    """A notebook failed to execute. The notebook itself is unchanged; ``failed_copy`` holds the
+    failed run (with its error output); ``__cause__`` is papermill's error, with the full text."""
+
+    def __init__(self, message: str, notebook: Path, failed_copy: Path | None):
+        super().__init__(message)
+        self.notebook = notebook
+        self.failed_copy = failed_copy
 
 _CELL_METADATA_DROP = ("papermill", "execution", "ExecuteTime", "collapsed", "scrolled")
 _NB_METADATA_DROP = ("papermill", "widgets", "vscode", "interpreter", "toc", "varInspector")
@@ -120,7 +142,7 @@ def clean(paths: Sequence[Path]) -> None:
         if not after.endswith("\n"):
             after += "\n"
         if after != before:
-            path.write_text(after, encoding="utf-8")
+            write_text_atomic(path, after)
             _log(f"cleaned {path}")
 
 
@@ -140,29 +162,71 @@ def _kernel_manager_class() -> type:
     return CurrentPythonKernelManager
 
 
+def _first_line(text: str) -> str:
+    return next((line.strip() for line in str(text).splitlines() if line.strip()), "")
+
+
+def _describe_failure(err: BaseException) -> str:
+    """One line: the cell and the error papermill reports, or the exception itself."""
+    ename, evalue = getattr(err, "ename", None), getattr(err, "evalue", None)
+    if ename is not None:
+        cell = getattr(err, "exec_count", None) or getattr(err, "cell_index", "?")
+        return f"cell [{cell}] raised {ename}: {_first_line(evalue or '')}"
+    return f"{type(err).__name__}: {_first_line(str(err))}"
+
+
+def _keep_failed(work: Path, path: Path) -> Path | None:
+    """Move the failed run to <folder>/.failed/<name> (replacing an older failure)."""
+    failed = path.parent / FAILED_FOLDER / path.name
+    try:
+        failed.parent.mkdir(exist_ok=True)
+        os.replace(work, failed)
+    except OSError:
+        return None
+    return failed
+
+
 def execute(paths: Sequence[Path], parameters: dict[str, Any], timeout: int | None = None) -> None:
+    """Execute each notebook into a temporary copy and replace the notebook only on success;
+    on the first failure raise `NotebookExecutionError` (that notebook unchanged, the ones
+    before it done)."""
     import nbformat
     import papermill
 
     manager = _kernel_manager_class()
     for i, path in enumerate(paths, 1):
+        path = Path(path)
         # Inject only the values that differ from the notebook's own defaults, so that a run
         # with the defaults leaves no injected-parameters cell behind.
         # Start from the defaults (drop a cell injected by an earlier run with other values),
         # and with stable cell ids (papermill would give id-less cells random ones).
         nb = nbformat.read(path, as_version=4)
         nb.cells = [c for c in nb.cells if "injected-parameters" not in _tags(c)]
-        nbformat.write(clean_notebook(nb), path)
+        clean_notebook(nb)
         defaults = notebook_defaults(nb) or {}
         changed = {k: v for k, v in parameters.items() if k not in defaults or defaults[k] != v}
+        # a hidden folder beside the notebook: same filesystem (the final replace is atomic),
+        # and no stray *.ipynb that a glob over the folder would pick up
+        workdir = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.stem}.executing-"))
+        work = workdir / path.name
         _log(f"[{i}/{len(paths)}] executing {path} with {parameters}")
         start = time.perf_counter()
-        papermill.execute_notebook(
-            str(path), str(path), parameters=changed, kernel_name="python3", language="python",
-            cwd=str(path.resolve().parent), progress_bar=True, execution_timeout=timeout,
-            kernel_manager_class=manager,
-        )
-        clean([path])
+        try:
+            nbformat.write(nb, work)
+            papermill.execute_notebook(
+                str(work), str(work), parameters=changed, kernel_name="python3", language="python",
+                cwd=str(path.resolve().parent), progress_bar=True, execution_timeout=timeout,
+                kernel_manager_class=manager,
+            )
+            clean([work])
+            replace_atomically(work, path)
+        except Exception as err:
+            failed = _keep_failed(work, path) if work.exists() else None
+            kept = f"the failed run is in {failed}" if failed else "no copy of the failed run was kept"
+            raise NotebookExecutionError(f"{path} failed: {_describe_failure(err)} ({path} is unchanged; {kept})",
+                                         path, failed) from err
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
         _log(f"[{i}/{len(paths)}] {path} done in {time.perf_counter() - start:.1f} s")
 
 
@@ -241,12 +305,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ssmax.notebooks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    ex = sub.add_parser("execute", help="run notebooks in place with papermill, then clean them")
-    ex.add_argument("--profile", default=DEFAULT_PARAMETERS["profile"],
-                    help="papermill parameter `profile` (smoke | cpu | gpu); default cpu")
+    ex = sub.add_parser("execute", help="run notebooks with papermill and clean them; each is replaced only "
+                                        "if it ran through")
+    ex.add_argument("--profile", default=DEFAULT_PARAMETERS["profile"], choices=PROFILES,
+                    help="papermill parameter `profile`; default cpu")
     ex.add_argument("--retrain", type=_parse_bool, default=None, metavar="true|false",
                     help="papermill parameter `retrain`; default: the notebook's own")
-    ex.add_argument("--device", default=None, help="papermill parameter `device`; default: the notebook's own")
+    ex.add_argument("--device", default=None, choices=DEVICES,
+                    help="papermill parameter `device`; default: the notebook's own")
     ex.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: none)")
     ex.add_argument("notebooks", nargs="+", type=Path)
     cl = sub.add_parser("clean", help="strip volatile metadata from notebooks, in place")
@@ -256,15 +322,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     missing = [str(p) for p in args.notebooks if not p.is_file()]
     if missing:
         parser.error(f"no such notebook: {', '.join(missing)}")
-    if args.command == "clean":
-        clean(args.notebooks)
-        return 0
-    parameters: dict[str, Any] = {"profile": args.profile}
-    if args.retrain is not None:
-        parameters["retrain"] = args.retrain
-    if args.device is not None:
-        parameters["device"] = args.device
-    execute(args.notebooks, parameters, timeout=args.timeout)
+    try:
+        if args.command == "clean":
+            clean(args.notebooks)
+            return 0
+        parameters: dict[str, Any] = {"profile": args.profile}
+        if args.retrain is not None:
+            parameters["retrain"] = args.retrain
+        if args.device is not None:
+            parameters["device"] = args.device
+        execute(args.notebooks, parameters, timeout=args.timeout)
+    except (NotebookExecutionError, OSError, ValueError) as err:
+        print(f"error: {' '.join(str(err).split())}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; the notebook being executed is unchanged", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -1,8 +1,12 @@
 """The results store: one JSON per experiment, profile and seed under data/results/<profile>/.
 
-Each file carries the full config it came from, the config's hash, the metrics, and the
-environment (package version, git commit, torch, device, wall time). Reading results for a
-config whose hash differs raises `StaleResultsError`: old numbers are never used in silence.
+Each file carries the full config it came from, the config's hash, the metrics with their
+SHA-256 (``metrics_sha256``), and the environment (package version, git commit, torch, device,
+wall time). Reading results for a config whose hash differs raises `StaleResultsError`: old
+numbers are never used in silence. A file whose stored config does not hash to its stored
+``config_hash``, whose metrics do not match their checksum or lack what their experiment kind
+always writes, raises `CorruptResultsError` with the command that remakes it. (The checksum
+catches edits and damage, not a forger: anyone can recompute it.)
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 
 from . import __version__
+from .atomic import write_text_atomic
 
 # Bumped when the meaning of stored metrics changes, so every older file becomes stale.
 SCHEMA_VERSION = 1
@@ -42,6 +48,20 @@ class StaleResultsError(ResultsError):
 
 class CorruptResultsError(ResultsError):
     pass
+
+
+# What each experiment kind (``config["kind"]``) always writes into ``metrics``; a results file
+# without these keys was not written by this package. Unknown kinds only need a dict.
+REQUIRED_METRICS: dict[str, tuple[str, ...]] = {
+    "pretrain": ("steps", "train_loss", "eval_steps", "val_loss", "final_val_loss", "n_parameters",
+                 "scaling_after_training"),
+    "needle_sft": ("steps", "train_loss", "eval_steps", "val_loss", "val_exact", "final_val_loss",
+                   "final_val_exact", "n_parameters", "scaling_after_training"),
+    "lengthgen": ("curves", "n_documents", "length", "heldout_loss", "heldout_tokens", "context_free_loss"),
+    "needle_eval": (),  # one grid per test-time theta ("theta_x1", "theta_x50"), by protocol
+    "needle_score": ("fixed_depth", "random_trials"),
+    "theta_study": ("factors", "loss", "needle"),
+}
 
 
 def results_root() -> Path:
@@ -74,14 +94,23 @@ def config_hash(config: Any) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
+def metrics_checksum(metrics: Any) -> str:
+    """SHA-256 of the canonical JSON of the (JSON-ready) metrics."""
+    return hashlib.sha256(json.dumps(metrics, sort_keys=True).encode()).hexdigest()
+
+
 def result_path(profile: str, experiment: str, seed: int) -> Path:
     return results_root() / profile / f"{experiment}--seed{seed}.json"
 
 
+def weights_dir(profile: str) -> Path:
+    return results_root() / profile / "weights"
+
+
 def weights_path(profile: str, experiment: str, seed: int) -> Path:
-    """Final model weights (float32 state dict), kept beside the results so evaluations can be
+    """Final model weights (a float16 state dict), kept beside the results so evaluations can be
     rerun without retraining."""
-    return results_root() / profile / "weights" / f"{experiment}--seed{seed}.pt"
+    return weights_dir(profile) / f"{experiment}--seed{seed}.pt"
 
 
 def run_command(experiment: str, profile: str, seed: int) -> str:
@@ -116,58 +145,117 @@ def environment(device: torch.device, wall_time_s: float) -> dict:
 
 
 def write_json_atomic(path: Path, payload: dict) -> None:
-    """Write to a temporary file and rename, so an interrupted write never leaves half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
+    """Write whole or not at all, safe against concurrent writers (see `ssmax.atomic`)."""
+    write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` and write and delete a probe file in it, so that a run fails at once,
+    naming the folder, instead of after its training."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-probe-"):
+            pass  # created, written (empty) and deleted
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise PermissionError(f"cannot write to {folder} ({reason}): make it writable, or point "
+                              f"SSMAX_RESULTS_DIR / SSMAX_CHECKPOINT_DIR at a writable folder") from err
 
 
 def save_result(profile: str, experiment: str, seed: int, config: Any, metrics: dict, env: dict) -> Path:
     path = result_path(profile, experiment, seed)
+    jsonable = to_jsonable(metrics)
     write_json_atomic(path, {
         "experiment": experiment,
         "profile": profile,
         "seed": seed,
         "config": to_jsonable(config),
         "config_hash": config_hash(config),
-        "metrics": to_jsonable(metrics),
+        "metrics": jsonable,
+        "metrics_sha256": metrics_checksum(jsonable),
         "environment": env,
     })
     return path
 
 
-def read_result_file(path: Path) -> dict:
-    """Parse one results file, refusing a truncated or malformed one with a clear message."""
+def _remake_hint(path: Path) -> str:
+    """The command that rewrites ``path`` (<root>/<profile>/<name>--seed<S>.json)."""
+    name, sep, seed = path.stem.rpartition("--seed")
+    if sep and seed.isdigit():
+        return f"remake it with `{run_command(name, path.parent.name, int(seed))}`"
+    return "delete it and rerun the experiment"
+
+
+def _parse_result_file(path: Path) -> dict:
+    """The JSON of a results file with its top-level fields, or `CorruptResultsError`."""
     try:
         data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise CorruptResultsError(f"{path} is not valid JSON ({err}); delete it and rerun the experiment") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CorruptResultsError(f"{path} is not valid JSON ({err}); {_remake_hint(path)}") from err
     required = ("experiment", "profile", "seed", "config", "config_hash", "metrics", "environment")
     if not isinstance(data, dict) or any(key not in data for key in required):
-        raise CorruptResultsError(f"{path} lacks the fields {required}; delete it and rerun the experiment")
+        missing = required if not isinstance(data, dict) else tuple(k for k in required if k not in data)
+        raise CorruptResultsError(f"{path} lacks the fields {missing}; {_remake_hint(path)}")
+    return data
+
+
+def _check_integrity(path: Path, data: dict) -> None:
+    """The stored config must hash to the stored config_hash, and the metrics must be an object
+    that matches its checksum and holds what its experiment kind always writes."""
+
+    def corrupt(what: str) -> CorruptResultsError:
+        return CorruptResultsError(f"{path} is corrupt: {what}; {_remake_hint(path)}")
+
+    if not isinstance(data["config"], dict):
+        raise corrupt(f"config is a {type(data['config']).__name__}, not an object")
+    recomputed = config_hash(data["config"])
+    if recomputed != data["config_hash"]:
+        raise corrupt(f"the stored config hashes to {recomputed}, not to the stored config_hash "
+                      f"{data['config_hash']} (was it edited?)")
+    metrics = data["metrics"]
+    if not isinstance(metrics, dict):
+        raise corrupt(f"metrics is a {type(metrics).__name__}, not an object")
+    if "metrics_sha256" not in data:
+        raise corrupt("it has no metrics_sha256 (written before results carried a checksum)")
+    if metrics_checksum(metrics) != data["metrics_sha256"]:
+        raise corrupt("the metrics do not match their checksum metrics_sha256 (were they edited?)")
+    absent = [k for k in REQUIRED_METRICS.get(data["config"].get("kind"), ()) if k not in metrics]
+    if absent:
+        raise corrupt(f"metrics lack {absent}")
+
+
+def read_result_file(path: Path) -> dict:
+    """Parse one results file and check its integrity, refusing a truncated, malformed or edited
+    one with `CorruptResultsError` (naming the file, what is wrong and the command that remakes
+    it). Whether the file is *current* is `load_result`'s job."""
+    data = _parse_result_file(path)
+    _check_integrity(path, data)
     return data
 
 
 def load_result(profile: str, experiment: str, seed: int, config: Any) -> dict:
-    """The stored result for this config; raises if it is missing, corrupt or stale."""
+    """The stored result for this config; raises if it is missing, stale or corrupt (stale is
+    checked first: a file from an older config says so, whatever else it lacks)."""
     path = result_path(profile, experiment, seed)
     command = run_command(experiment, profile, seed)
     if not path.exists():
         raise MissingResultsError(f"no results for {experiment} (profile {profile}, seed {seed}) at {path}: "
                                   f"run `{command}` (or `make reproduce PROFILE={profile}`)")
-    data = read_result_file(path)
+    data = _parse_result_file(path)
     expected = config_hash(config)
     if data["config_hash"] != expected:
         raise StaleResultsError(f"stale results: rerun `{command}` ({path} has config hash "
                                 f"{data['config_hash']}, the current config hashes to {expected})")
+    _check_integrity(path, data)
     return data
 
 
 def has_current_result(profile: str, experiment: str, seed: int, config: Any) -> bool:
+    """True if the stored result is current and intact; missing, stale and corrupt all count
+    as 'not there' (a rerun replaces them)."""
     try:
         load_result(profile, experiment, seed, config)
-    except (MissingResultsError, StaleResultsError):
+    except ResultsError:
         return False
     return True
 

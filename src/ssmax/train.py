@@ -203,6 +203,9 @@ def train(
     if config.task == "needle_sft":
         metrics["val_exact"] = []
     start_step, elapsed = 0, 0.0
+    # the train-loss average since the last log line: checkpointed too, or a resume between two
+    # log steps (log_every not dividing checkpoint_every) would average fewer steps
+    running, running_n = 0.0, 0
 
     if checkpoint_path is not None and checkpoint_path.exists():
         ckpt = load_checkpoint(checkpoint_path, key, map_location=device)
@@ -215,18 +218,18 @@ def train(
         batches.load_state_dict(ckpt["data"])
         torch.set_rng_state(ckpt["torch_rng"])
         metrics, start_step, elapsed = ckpt["metrics"], ckpt["step"], ckpt["elapsed_s"]
+        running, running_n = ckpt.get("running_loss", (0.0, 0))
 
     def checkpoint(step: int) -> None:
         if checkpoint_path is not None:
             save_checkpoint(checkpoint_path, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "data": batches.state_dict(),
                 "torch_rng": torch.get_rng_state(), "metrics": metrics, "step": step,
-                "elapsed_s": elapsed + time.perf_counter() - t0}, key)
+                "running_loss": (running, running_n), "elapsed_s": elapsed + time.perf_counter() - t0}, key)
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     model.train()
     t0 = time.perf_counter()
-    running, running_n = 0.0, 0
     last_eval: Optional[dict] = None
     bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, disable=not progress,
                desc=f"{config.task} {config.model.scaling}", leave=False, dynamic_ncols=True)
