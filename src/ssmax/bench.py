@@ -5,7 +5,7 @@
         and SSMax explicit (materialise the T x T matrix, what a drop-in "softmax module"
         replacement does); median time and peak memory, each case in a fresh process.
   (ii)  whole-model training tokens/s, softmax vs SSMax, at the cpu profile's configuration.
-  (iii) the machine's measured matmul peak and the model's FLOP utilisation.
+  (iii) the machine's measured matmul peak and the model's FLOP utilization.
 
 Prints the tables and writes data/results/bench/<device>.json, which the book's appendix reads.
 Run: make bench, or python benchmarks/run.py [--device auto|cpu|cuda] [--quick]
@@ -251,7 +251,7 @@ def format_tables(result: dict) -> str:
         ratio = by[("ssmax_fused", T)]["median_ms"] / by[("softmax", T)]["median_ms"]
         lines.append(f"{T:6d} " + " ".join(cells) + f" {ratio:14.3f}")
     lines.append("")
-    lines.append(f"training at the cpu profile's model: tokens/s (model GFLOP/s, utilisation of the "
+    lines.append(f"training at the cpu profile's model: tokens/s (model GFLOP/s, utilization of the "
                  f"{result['matmul_peak_gflops']:.0f} GFLOP/s matmul peak)")
     for r in result["training"]:
         lines.append(f"  {r['scaling']:8s} {r['tokens_per_s']:10,.0f} tokens/s  ({r['model_gflops_per_s']:.1f} GFLOP/s, "

@@ -52,6 +52,14 @@ class Verdict:
         lines += [f"  cannot tell: {part} ({why})" for part, why in self.undecided.items()]
         return "\n".join(lines)
 
+    def _repr_pretty_(self, printer, cycle: bool) -> None:  # text/plain of display(verdict): the text above
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:  # the book's styled table (ssmax.report)
+        from .report import verdict_html
+
+        return verdict_html(self)
+
 
 def _fmt(x: float) -> str:
     return f"{x:.3f}"
@@ -117,7 +125,7 @@ def final_losses(results: dict[str, list[dict]], variant: str) -> list[float]:
 
 def final_val_losses(results: dict[str, list[dict]], variant: str) -> list[float]:
     """Each seed's final loss on its own validation batches (drawn with the training seed, so
-    seeds differ in validation data as well as in initialisation and data order)."""
+    seeds differ in validation data as well as in initialization and data order)."""
     return [r["metrics"]["final_val_loss"] for r in results[f"pretrain-{variant}"]]
 
 
@@ -594,7 +602,7 @@ def boxcox_profile(n: np.ndarray, p: np.ndarray, ks: np.ndarray) -> np.ndarray:
     """R^2 of the three-parameter fit a1 (n^k - 1)/k + a2 for each k (k = 0 is a1 log n + a2).
 
     The family joins the power laws (k != 0) to the logarithm (their k -> 0 limit), so the k of
-    the best fit says which shape the data prefer without favouring either."""
+    the best fit says which shape the data prefer without favoring either."""
     n = np.asarray(n, dtype=float)
     p = np.asarray(p, dtype=float)
     total = float(((p - p.mean()) ** 2).sum())

@@ -389,7 +389,7 @@ class BatchSampler:
         return self
 
     def state_dict(self) -> dict[str, Any]:
-        """JSON-serialisable state (generator state, batch count and the sampler's shape)."""
+        """JSON-serializable state (generator state, batch count and the sampler's shape)."""
         return {"seed": self.seed, "batch_size": self.batch_size, "seq_len": self.seq_len,
                 "stream_len": int(len(self.stream)), "batches_drawn": self.batches_drawn,
                 "bit_generator": self._rng.bit_generator.state}

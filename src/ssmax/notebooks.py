@@ -12,7 +12,7 @@ run in ``<folder>/.failed/<name>.ipynb``, and stops with one line naming the not
 error (exit status 2).
 
 ``clean`` makes a committed notebook depend only on its sources and outputs: it drops papermill's
-and nbclient's timestamps and durations, normalises the kernelspec and language_info, keeps cell
+and nbclient's timestamps and durations, normalizes the kernelspec and language_info, keeps cell
 ids (fills missing ones deterministically), keeps outputs and tags, and drops papermill's
 ``injected-parameters`` cell when every injected value equals the default in the ``parameters``
 cell (so rerunning with the default profile does not churn the file).
@@ -20,7 +20,7 @@ cell (so rerunning with the default profile does not churn the file).
 The module is also a Sphinx extension (``sphinx: extra_extensions: [ssmax.notebooks]`` in
 ``_config.yml``): it copies MathJax 3 from the ``django-static-mathjax`` wheel into the built
 book's ``_static/mathjax/`` so the book typesets math offline (``mathjax_path`` points there),
-and drops inline scripts that other extensions add twice to each page.
+and turns on the repository and launch buttons when ``_config.yml`` names the repository.
 """
 
 from __future__ import annotations
@@ -248,7 +248,7 @@ def mathjax_source() -> Path:
 
 
 def copy_mathjax(dest: Path) -> None:
-    """Copy the MathJax component, its TeX extensions, fonts and licence to ``dest``."""
+    """Copy the MathJax component, its TeX extensions, fonts and license to ``dest``."""
     src = mathjax_source()
     for rel in MATHJAX_FILES:
         s, d = src / rel, dest / rel
@@ -265,30 +265,30 @@ def _on_build_finished(app: Any, exception: Exception | None) -> None:
         copy_mathjax(Path(app.outdir) / "_static" / "mathjax")
 
 
-def _dedupe_scripts(app: Any, pagename: str, templatename: str, context: dict[str, Any],
-                    doctree: Any) -> None:
-    """Drop repeated inline scripts: with Sphinx 7.4, sphinx-thebe's and sphinx-togglebutton's
-    inline configuration lands twice in each page (``const THEBE_JS_URL`` declared twice is a
-    console error)."""
-    scripts = context.get("script_files")
-    if not scripts:
+COLAB_URL = "https://colab.research.google.com"
+
+
+def repository_buttons(app: Any, config: Any) -> None:
+    """With ``repository.url`` set in ``_config.yml``, show the repository, issues and download
+    buttons and a Colab launch button; without it, none but download. (Jupyter Book refuses
+    those buttons when the URL is empty, and sphinx-book-theme fails on a launch button without
+    it, so ``_config.yml`` cannot switch them on unconditionally; Jupyter Book's own defaults
+    set them all off, so they are set here, not defaulted.)"""
+    options = config.html_theme_options
+    if not options.get("repository_url"):
         return
-    seen: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
-    unique = []
-    for js in scripts:
-        name = getattr(js, "filename", js) or ""  # inline scripts: None or ""
-        key = (str(name), tuple(sorted(getattr(js, "attributes", {}).items())))
-        if key not in seen:
-            seen.add(key)
-            unique.append(js)
-    context["script_files"] = unique
+    for button in ("use_repository_button", "use_issues_button", "use_download_button"):
+        options[button] = True
+    launch = options.setdefault("launch_buttons", {})
+    if not launch.get("colab_url"):
+        launch["colab_url"] = COLAB_URL
 
 
 def setup(app: Any) -> dict[str, Any]:
     """Sphinx extension entry point (see the module docstring)."""
     mathjax_source()  # fail early, with the install hint
+    app.connect("config-inited", repository_buttons)
     app.connect("build-finished", _on_build_finished)
-    app.connect("html-page-context", _dedupe_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 
 

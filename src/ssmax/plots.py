@@ -1,14 +1,31 @@
-"""One figure style for the whole book: rcParams, one colour and label per variant, and three
-small helpers (a figure with a row of panels, a min–max seed band, an annotated heatmap).
+"""One figure style for the whole book, sized for the book's text column.
 
-Variants are keyed as in the paper's Figs. 4–8, "a".."f"; the inference-time baselines by their
-names in `ssmax.baselines`. Colours are Okabe–Ito (colour-blind safe), with (a) softmax blue and
-(b) SSMax red-ish as in the paper; baselines are drawn dashed.
+Sizes. At a 1280-px window, sphinx-book-theme 1.3 gives the article a 688-px column, and an
+output image 672 px of it (``COLUMN_PX``; the output area is indented 1em; measured with
+``tests/book_browser.py``). An image wider than that is scaled down to it, so a figure ``W`` in
+wide shows at ``COLUMN_PX / (96 W)`` of its print size (96 CSS px per inch), and an ``F``-pt
+font shows at ``F * 7.0 / W`` pt. Figures are therefore at most ``MAX_WIDTH_IN`` = 6.8 in wide
+(6.88 in with the saved padding), so every font is shown at least at its own size, and fonts
+are at least ``MIN_FONT_PT`` = 9 pt. On a phone (390 px, a 342-px image) everything shows at
+about half size; the reader zooms, as with any figure. PNG at ``DPI`` = 150 (sharp at 1x and
+readable at 2x); not SVG, whose text nbval would compare byte for byte.
+
+`new_figure` never goes wider than ``MAX_WIDTH_IN``: panels that would be narrower than
+``MIN_PANEL_IN`` are stacked into more rows instead. `legend_below` puts the legend under the
+panels, off the data; `plot_difference` draws each variant minus a reference, with seed bands,
+where curves tangle.
+
+Variants are keyed as in the paper's Figs. 4-8, "a".."f", plus the book's own runs (`VARIANTS`).
+Every key has its own (color, line style) pair and a marker; colors are Okabe-Ito (distinguishable
+with every common color-vision deficiency) plus two of Paul Tol's, and within each group of keys
+drawn together (`GROUPS`) the colors differ as well. The model's ``scaling`` names are aliases
+(`SCALING_TO_VARIANT`): the same look as the paper's letter, with the label without the letter.
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import math
+from typing import Mapping, Sequence
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
@@ -18,49 +35,83 @@ __all__ = [
     "VARIANT_LABELS",
     "VARIANT_COLORS",
     "VARIANT_LINESTYLES",
+    "VARIANT_MARKERS",
     "SCALING_TO_VARIANT",
+    "GROUPS",
+    "COLUMN_PX",
+    "MAX_WIDTH_IN",
+    "DPI",
+    "MIN_FONT_PT",
     "use_book_style",
     "style",
     "new_figure",
+    "first_column",
+    "legend_below",
     "band",
+    "plot_difference",
     "heatmap",
 ]
 
-VARIANT_LABELS = {
-    "a": "(a) softmax",
-    "b": "(b) SSMax",
-    "c": "(c) SSMax, s = 1",
-    "d": "(d) SSMax + bias",
-    "e": "(e) switched after pretraining",
-    "f": "(f) switched during pretraining",
-    "learned_pn": "learned $p_n$ (Fig. 2)",
-    "qwen_logn": "Qwen log-n (beyond T)",
-    "llama4_temp": "Llama 4 temperature",
-    "log512": "$\\log_{T} n$ (Su)",
+COLUMN_PX = 672  # an output image's width at a 1280-px window (see the module docstring)
+MAX_WIDTH_IN = 6.8
+MIN_PANEL_IN = 3.2  # narrower panels are stacked into rows
+PANEL_HEIGHT_IN = 2.7  # per row, in multi-panel figures
+DPI = 150
+MIN_FONT_PT = 9.0
+
+# Okabe-Ito, plus Tol's indigo and wine; gray for a baseline.
+BLUE, VERMILLION, ORANGE, PURPLE, GREEN, SKY, BLACK = (
+    "#0072B2", "#D55E00", "#E69F00", "#CC79A7", "#009E73", "#56B4E9", "#000000")
+INDIGO, WINE, TEAL, GRAY = "#332288", "#882255", "#44AA99", "#666666"
+
+# key: (label, color, linestyle, marker)
+VARIANTS: dict[str, tuple[str, str, object, str]] = {
+    # the paper's variants (Figs. 4-8)
+    "a": ("(a) softmax", BLUE, "-", "o"),
+    "b": ("(b) SSMax", VERMILLION, "-", "s"),
+    "c": ("(c) SSMax, s = 1", ORANGE, "--", "^"),
+    "d": ("(d) SSMax + bias", PURPLE, "-.", "D"),
+    "e": ("(e) switched after pretraining", GREEN, ":", "v"),
+    "f": ("(f) switched during pretraining", BLACK, (0, (6, 2, 1, 2, 1, 2)), "P"),
+    # chapter 2's free per-position scale
+    "learned_pn": ("learned $p_n$ (Fig. 2)", INDIGO, "-", "."),
+    # inference-time log-n scalings of a softmax model (ssmax.baselines)
+    "qwen_logn": ("Qwen log-n (beyond T)", SKY, "--", "x"),
+    "llama4_temp": ("Llama 4 temperature", GRAY, "-.", "+"),
+    "log_train_len": ("$\\log_{T} n$ (Su)", WINE, ":", "*"),
+    # NoPE (no position embedding): the RoPE variant's color, dotted, hollow marker
+    "a-nope": ("(a) softmax, NoPE", BLUE, (0, (1, 1.5)), "o"),
+    "b-nope": ("(b) SSMax, NoPE", VERMILLION, (0, (1, 1.5)), "s"),
+    # the set task: softmax / ssmax / ssmax_fixed are aliases of a / b / c (below)
+    "asentmax": ("ASEntmax", TEAL, (0, (5, 1.5)), "h"),
+    # evaluation-time scalings on the set task
+    "logn_factor": ("log-n factor (evaluation)", SKY, (0, (3, 1, 1, 1)), "X"),
+    "adaptive_temperature": ("adaptive temperature (evaluation)", GRAY, (0, (8, 2)), "d"),
 }
 
-VARIANT_COLORS = {
-    "a": "#0072B2",  # blue
-    "b": "#D55E00",  # vermillion
-    "c": "#E69F00",  # orange
-    "d": "#CC79A7",  # reddish purple
-    "e": "#009E73",  # bluish green
-    "f": "#56B4E9",  # sky blue
-    "learned_pn": "#332288",  # indigo (Tol)
-    "qwen_logn": "#000000",
-    "llama4_temp": "#888888",
-    "log512": "#994F00",  # brown
+# The model's `scaling` names (and older keys) -> the key whose look they share, and their label.
+SCALING_TO_VARIANT = {"softmax": "a", "ssmax": "b", "ssmax_fixed": "c", "ssmax_bias": "d", "log512": "log_train_len"}
+_ALIAS_LABELS = {"softmax": "softmax", "ssmax": "SSMax", "ssmax_fixed": "SSMax, s = 1", "ssmax_bias": "SSMax + bias"}
+
+# Keys drawn in one figure: their colors differ (besides their line styles), except the NoPE
+# pairs, which share their RoPE variant's color on purpose.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "paper": ("a", "b", "c", "d", "e", "f"),
+    "inference-time baselines": ("a", "b", "qwen_logn", "llama4_temp", "log_train_len"),
+    "NoPE": ("a", "b", "a-nope", "b-nope"),
+    "set task": ("softmax", "ssmax", "ssmax_fixed", "asentmax", "logn_factor", "adaptive_temperature"),
+    "chapter 2": ("b", "learned_pn"),
 }
 
-VARIANT_LINESTYLES = {key: "-" for key in "abcdef"}
-VARIANT_LINESTYLES.update({"learned_pn": "-", "qwen_logn": "--", "llama4_temp": "--", "log512": "--"})
-
-# `ssmax.baselines` calls the log_T(n) baseline "log_train_len"; the model's `scaling` names map
-# onto the paper's letters.
-for _table in (VARIANT_LABELS, VARIANT_COLORS, VARIANT_LINESTYLES):
-    _table["log_train_len"] = _table["log512"]
-SCALING_TO_VARIANT = {"softmax": "a", "ssmax": "b", "ssmax_fixed": "c", "ssmax_bias": "d",
-                      "learned_pn": "learned_pn"}
+VARIANT_LABELS = {k: v[0] for k, v in VARIANTS.items()}
+VARIANT_COLORS = {k: v[1] for k, v in VARIANTS.items()}
+VARIANT_LINESTYLES = {k: v[2] for k, v in VARIANTS.items()}
+VARIANT_MARKERS = {k: v[3] for k, v in VARIANTS.items()}
+for _alias, _key in SCALING_TO_VARIANT.items():
+    VARIANT_LABELS[_alias] = _ALIAS_LABELS.get(_alias, VARIANT_LABELS[_key])
+    VARIANT_COLORS[_alias] = VARIANT_COLORS[_key]
+    VARIANT_LINESTYLES[_alias] = VARIANT_LINESTYLES[_key]
+    VARIANT_MARKERS[_alias] = VARIANT_MARKERS[_key]
 
 HEATMAP_CMAP = "viridis"
 
@@ -68,16 +119,19 @@ HEATMAP_CMAP = "viridis"
 def use_book_style() -> None:
     """Set the book's rcParams (call once at the top of every notebook)."""
     mpl.rcParams.update({
-        "figure.figsize": (6.4, 3.8),
-        "figure.dpi": 110,
-        "savefig.dpi": 110,
+        "figure.figsize": (MAX_WIDTH_IN, 3.6),
+        "figure.dpi": DPI,  # the inline backend renders PNGs at the figure's dpi
+        "savefig.dpi": DPI,
         "savefig.bbox": "tight",
-        "font.size": 10.5,
-        "axes.titlesize": 11,
-        "axes.labelsize": 10.5,
-        "legend.fontsize": 9,
-        "xtick.labelsize": 9.5,
-        "ytick.labelsize": 9.5,
+        "savefig.pad_inches": 0.04,
+        "font.size": 10,
+        "axes.titlesize": 10.5,
+        "axes.labelsize": 10,
+        "figure.titlesize": 11,
+        "legend.fontsize": MIN_FONT_PT,
+        "legend.title_fontsize": MIN_FONT_PT,
+        "xtick.labelsize": MIN_FONT_PT,
+        "ytick.labelsize": MIN_FONT_PT,
         "axes.grid": True,
         "grid.alpha": 0.3,
         "grid.linewidth": 0.6,
@@ -85,31 +139,87 @@ def use_book_style() -> None:
         "axes.spines.right": False,
         "legend.frameon": False,
         "lines.linewidth": 1.8,
+        "lines.markersize": 4,
         "image.cmap": HEATMAP_CMAP,
     })
 
 
-def style(key: str) -> dict:
+def _canonical(key: str) -> str:
+    if key in VARIANTS or key in SCALING_TO_VARIANT:
+        return key
+    raise ValueError(f"key must be one of {sorted(VARIANTS)} or {sorted(SCALING_TO_VARIANT)}; got {key!r}")
+
+
+def style(key: str, markers: bool = False, markevery: float | int | None = 0.1) -> dict:
     """``color``, ``label`` and ``linestyle`` for a variant key (or a model ``scaling`` name),
-    ready to splat into ``ax.plot(x, y, **plots.style("b"))``."""
-    key = SCALING_TO_VARIANT.get(key, key)
-    if key not in VARIANT_COLORS:
-        raise ValueError(f"key must be one of {sorted(VARIANT_COLORS)} or {sorted(SCALING_TO_VARIANT)}; got {key!r}")
-    return {"color": VARIANT_COLORS[key], "label": VARIANT_LABELS[key], "linestyle": VARIANT_LINESTYLES[key]}
+    ready to splat into ``ax.plot(x, y, **plots.style("b"))``; with ``markers=True`` also its
+    ``marker`` (every ``markevery``: a fraction of the axes' diagonal, so dense curves get a
+    few; None for every point)."""
+    key = _canonical(key)
+    out = {"color": VARIANT_COLORS[key], "label": VARIANT_LABELS[key], "linestyle": VARIANT_LINESTYLES[key]}
+    if markers:
+        out["marker"] = VARIANT_MARKERS[key]
+        if markevery is not None:
+            out["markevery"] = markevery
+        if key in ("a-nope", "b-nope"):
+            out["markerfacecolor"] = "none"
+    return out
 
 
-def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None, height: float | None = None, **kw):
-    """A figure with ``nrows x ncols`` panels; returns ``(fig, axes)`` with ``axes`` a flat
-    array when there is more than one panel, else the single Axes. Width grows with ``ncols``."""
+def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None, height: float | None = None,
+               min_panel_width: float = MIN_PANEL_IN, **kw):
+    """A figure with ``nrows x ncols`` panels, at most ``MAX_WIDTH_IN`` wide; returns
+    ``(fig, axes)``, ``axes`` a flat array in reading order when there is more than one panel,
+    else the single Axes.
+
+    A wider ``width`` is capped. Panels that would be narrower than ``min_panel_width`` are
+    stacked: the panels keep their order, in as many columns as fit, and ``height`` (the height
+    asked for ``nrows`` rows) grows with the number of rows. Use `first_column` to label y axes.
+    Constrained layout, so `legend_below` can place a legend outside the panels."""
+    if ncols < 1 or nrows < 1:
+        raise ValueError(f"ncols and nrows must be >= 1; got ncols={ncols}, nrows={nrows}")
+    panels = ncols * nrows
     base_w, base_h = mpl.rcParams["figure.figsize"]
-    if width is None:
-        width = base_w if ncols == 1 else min(3.6 * ncols, 13.0)
+    width = min(width if width is not None else (base_w if ncols == 1 else MAX_WIDTH_IN), MAX_WIDTH_IN)
+    cols = ncols if width / ncols >= min_panel_width else max(1, int(width // min_panel_width))
+    rows = math.ceil(panels / cols)
     if height is None:
-        height = base_h * nrows if ncols == 1 else 3.4 * nrows
+        height = base_h * rows if cols == 1 and panels == 1 else PANEL_HEIGHT_IN * rows
+    else:
+        height = height * rows / nrows
     kw.setdefault("layout", "constrained")
-    fig, axes = plt.subplots(nrows, ncols, figsize=(width, height), squeeze=False, **kw)
-    axes = axes.ravel()
+    fig, grid = plt.subplots(rows, cols, figsize=(width, height), squeeze=False, **kw)
+    axes = grid.ravel()
+    for spare in axes[panels:]:
+        spare.remove()
+    axes = axes[:panels]
     return fig, (axes[0] if axes.size == 1 else axes)
+
+
+def first_column(axes) -> list:
+    """The panels in the figure's first column (where y labels go), whatever `new_figure` stacked."""
+    return [ax for ax in np.atleast_1d(axes) if ax.get_subplotspec().is_first_col()]
+
+
+def legend_below(fig, axes=None, ncols: int | None = None, **kw):
+    """One legend for the figure, under its panels (off the data): the labeled artists of
+    ``axes`` (default: every panel), each label once. Needs constrained layout (`new_figure`)."""
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
+    if not isinstance(fig.get_layout_engine(), ConstrainedLayoutEngine):
+        raise ValueError("legend_below needs a figure with layout='constrained' (plots.new_figure makes one)")
+    handles, labels = [], []
+    for ax in (fig.axes if axes is None else np.atleast_1d(axes)):
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(h)
+                labels.append(label)
+    if not handles:
+        raise ValueError("no labeled artists to put in a legend (pass label=... when plotting)")
+    if ncols is None:
+        ncols = min(len(handles), 3 if max(len(s) for s in labels) <= 22 else 2)
+    kw.setdefault("loc", "outside lower center")
+    return fig.legend(handles, labels, ncols=ncols, **kw)
 
 
 def band(ax, x, lo, hi, color, alpha: float = 0.2, **kw):
@@ -118,9 +228,48 @@ def band(ax, x, lo, hi, color, alpha: float = 0.2, **kw):
                            linewidth=0, **kw)
 
 
+def plot_difference(ax, x, curves: Mapping[str, np.ndarray], reference: str = "a",
+                    keys: Sequence[str] | None = None, paired: bool = False, markers: bool = True,
+                    ylabel: str | None = None) -> dict[str, np.ndarray]:
+    """Each variant's curve minus the reference's, where the raw curves tangle (e.g. loss
+    beyond the training length): a line below 0 is below the reference.
+
+    ``curves`` maps keys to arrays of shape (seeds, points) (or (points,) for one seed). The
+    reference's own seed spread is shaded around 0 (a difference inside it is seed noise); each
+    variant's line is the mean over its seeds of (variant - reference mean), shaded min-max over
+    seeds. With ``paired=True`` (the same seeds, i.e. the same data order, for both) each seed
+    is compared with the reference's same seed instead. Returns the plotted mean differences."""
+    if reference not in curves:
+        raise ValueError(f"reference must be one of the keys of curves {sorted(curves)}; got {reference!r}")
+    ref = np.atleast_2d(np.asarray(curves[reference], dtype=float))
+    ref_mean = ref.mean(0)
+    x = np.asarray(x)
+    ref_style = style(reference)
+    ax.axhline(0.0, color=ref_style["color"], linestyle=ref_style["linestyle"], linewidth=1.2,
+               label=f"{ref_style['label']} (reference)")
+    if ref.shape[0] > 1 and not paired:
+        band(ax, x, ref.min(0) - ref_mean, ref.max(0) - ref_mean, ref_style["color"], alpha=0.15)
+    out = {}
+    for key in keys if keys is not None else [k for k in curves if k != reference]:
+        c = np.atleast_2d(np.asarray(curves[key], dtype=float))
+        if paired:
+            if c.shape != ref.shape:
+                raise ValueError(f"paired=True needs the same seeds for {key!r} and {reference!r}; "
+                                 f"got shapes {c.shape} and {ref.shape}")
+            d = c - ref
+        else:
+            d = c - ref_mean
+        out[key] = d.mean(0)
+        ax.plot(x, out[key], **style(key, markers=markers))
+        if d.shape[0] > 1:
+            band(ax, x, d.min(0), d.max(0), VARIANT_COLORS[key])
+    ax.set_ylabel(ylabel if ylabel is not None else f"difference from {ref_style['label']}")
+    return out
+
+
 def heatmap(ax, matrix, xlabels: Sequence, ylabels: Sequence, vmin: float = 0.0, vmax: float = 1.0,
             annotate: bool = True, fmt: str = "{:.2f}", cmap: str = HEATMAP_CMAP):
-    """Draw ``matrix`` (rows = ``ylabels``, columns = ``xlabels``) as coloured cells, optionally
+    """Draw ``matrix`` (rows = ``ylabels``, columns = ``xlabels``) as colored cells, optionally
     with each value written in it; returns the image for ``fig.colorbar``. NaN cells stay blank."""
     m = np.asarray(matrix, dtype=float)
     if m.shape != (len(ylabels), len(xlabels)):
@@ -137,6 +286,6 @@ def heatmap(ax, matrix, xlabels: Sequence, ylabels: Sequence, vmin: float = 0.0,
                 continue
             frac = (v - vmin) / (vmax - vmin) if vmax > vmin else 0.5
             lum = np.dot(cm(float(np.clip(frac, 0, 1)))[:3], [0.299, 0.587, 0.114])
-            ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=8,
+            ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=MIN_FONT_PT,
                     color="black" if lum > 0.5 else "white")
     return im

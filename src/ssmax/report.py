@@ -1,0 +1,267 @@
+"""Verdicts as the book shows them: styled HTML tables, ASCII math typeset, numbers glued into prose.
+
+``display(verdict)`` in a notebook shows `verdict_html` (``Verdict._repr_html_``) in the book and
+in Jupyter, while the output's ``text/plain`` is ``str(verdict)``, the full text that nbval
+compares. `Scorecard` does the same for a list of verdicts: one row per claim with its badge, and
+the counts by kind. `glue_number` pastes a computed number into prose (myst-nb's ``glue``), so no
+number in the text can go stale.
+
+The HTML is deterministic (nbval compares ``text/html`` too), styled inline (it works in
+Jupyter, in the book and in both of the book's color modes, with no stylesheet), and wraps:
+no line is wider than its box at a phone's 390 px.
+
+Math. Verdict strings are ASCII, so they print cleanly ("R^2", "theta x50", "p_n", "(T,16T]").
+`tex_html` turns a fixed list of such patterns (`MATH_RULES`) into TeX, inside ``\\(...\\)``;
+everything else is HTML-escaped text. A claim may also write TeX itself between ``$...$``,
+which passes through as it is. The book typesets it because Sphinx's MathJax 3 configuration
+(myst-parser's ``update_mathjax``) processes only elements with a class in
+``tex2jax_process|mathjax_process|math|output_area`` inside the page's ``tex2jax_ignore``
+sections, and ``\\(...\\)`` is MathJax 3's inline delimiter: every block here carries the
+``mathjax_process`` class.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections import Counter
+from typing import Any, Callable, Iterable, Sequence
+
+from .claims import INCONCLUSIVE, NOT_REPRODUCED, PARTLY, REPRODUCED, VERDICTS, Verdict
+
+__all__ = ["KINDS", "MATH_RULES", "tex_html", "badge_html", "verdict_html", "Scorecard", "Table", "glue_number"]
+
+# Badge per verdict kind: Okabe-Ito colors (distinguishable with every common color-vision
+# deficiency), a symbol and the word, so that color is never the only cue. Text colors pass WCAG
+# AA contrast (>= 4.5) on their background; the badges are opaque, so they read alike in the
+# book's light and dark modes.
+KINDS: dict[str, dict[str, str]] = {
+    REPRODUCED: {"bg": "#0072B2", "fg": "#ffffff", "symbol": "\u2713", "label": "reproduced"},
+    PARTLY: {"bg": "#F0E442", "fg": "#000000", "symbol": "\u25d0", "label": "partly"},
+    NOT_REPRODUCED: {"bg": "#D55E00", "fg": "#000000", "symbol": "\u2717", "label": "not reproduced"},
+    INCONCLUSIVE: {"bg": "#BBBBBB", "fg": "#000000", "symbol": "?", "label": "inconclusive"},
+}
+_PART = {True: ("#0072B2", "#ffffff", "\u2713", "holds"), False: ("#D55E00", "#000000", "\u2717", "fails")}
+
+_BLOCK = ("margin:0.25em 0 0.75em 0;max-width:100%;overflow-wrap:anywhere;word-break:normal;"
+          "line-height:1.45;color:inherit")
+_TABLE = "width:100%;border-collapse:collapse;table-layout:auto;margin:0;font-size:0.92em;color:inherit;background:transparent"
+_CELL = ("padding:0.3em 0.5em;border:none;border-bottom:1px solid rgba(128,128,128,0.35);"
+         "vertical-align:top;text-align:left;white-space:normal;overflow-wrap:anywhere;background:transparent;color:inherit")
+_KEY = _CELL + ";font-weight:600;width:7.5em"
+_HEAD = _CELL + ";border-bottom:2px solid rgba(128,128,128,0.6);font-weight:600"
+_MUTED = "opacity:0.75;font-size:0.92em"
+
+
+# --------------------------------------------------------------------------- math
+def _sup(base: str, exp: str) -> str:
+    return f"{base}^{{{exp}}}" if len(exp) > 1 else f"{base}^{exp}"
+
+
+def _sub(base: str, sub: str) -> str:
+    return f"{base}_{{{sub}}}" if len(sub) > 1 else f"{base}_{sub}"
+
+
+_NUM = r"(?:10\^\d+|\d+(?:\.\d+)?(?:e[+-]?\d+)?)"
+
+
+def _num(text: str) -> str:
+    return _sup("10", text[3:]) if text.startswith("10^") else text
+
+
+def _bound(text: str) -> str:
+    return text.replace(" ", "")
+
+
+# (pattern, TeX) in order of priority; each pattern is tried at every position, the first match
+# wins. Only these become math; the TeX is fixed by the rule, so MathJax never sees malformed input.
+MATH_RULES: list[tuple[str, Callable[[re.Match], str]]] = [
+    (r"\$([^$\n]+)\$", lambda m: m.group(1)),  # TeX written by the claim itself
+    (r"\ba1 log n \+ a2\b", lambda m: r"a_1 \log n + a_2"),
+    (r"\ba1 \(n\^k - 1\)/k \+ a2\b", lambda m: r"a_1 (n^k - 1)/k + a_2"),
+    (r"\ba1 n \+ a2\b", lambda m: r"a_1 n + a_2"),
+    (r"\ba1 n\^k\b", lambda m: r"a_1 n^k"),
+    (r"\ba([12])\b", lambda m: _sub("a", m.group(1))),
+    (r"\btheta ?x ?(\d+)\b", lambda m: rf"\theta \times {m.group(1)}"),
+    (r"\btheta\b", lambda m: r"\theta"),
+    (r"\blog_(T|\d+) ?n\b", lambda m: rf"\log_{{{m.group(1)}}} n"),
+    (r"\blog n\b", lambda m: r"\log n"),
+    (r"\blog (\d+)(?![\d.])", lambda m: rf"\log {m.group(1)}"),
+    (r"~1/s\b", lambda m: r"\sim 1/s"),
+    (r"\b1 \+ 1/s\b", lambda m: r"1 + 1/s"),
+    (rf"\b([nsk]) ?= ?({_NUM})(?![\w.])", lambda m: f"{m.group(1)} = {_num(m.group(2))}"),
+    (r"\b10\^(\d+)\b", lambda m: _sup("10", m.group(1))),
+    (r"\b([A-Za-z])\^(\d+|[A-Za-z])\b", lambda m: _sup(m.group(1), m.group(2))),
+    (r"\bz_max\b", lambda m: r"z_{\max}"),
+    (r"\b([A-Za-z])_([A-Za-z0-9]{1,3})\b", lambda m: _sub(m.group(1), m.group(2))),
+    (r"([\[(])(\d*T|\d+) ?, ?(\d*T|\d+)([\])])",
+     lambda m: f"{m.group(1)}{_bound(m.group(2))}, {_bound(m.group(3))}{m.group(4)}"),
+    (r">= ?(\d*T|\d+(?:\.\d+)?)\b", lambda m: rf"\geq {m.group(1)}"),
+    (r"<= ?(\d*T|\d+(?:\.\d+)?)\b", lambda m: rf"\leq {m.group(1)}"),
+    (r"\b(\d+)T\b", lambda m: f"{m.group(1)}T"),
+    (r"\bT\b", lambda m: "T"),
+    (r"(?<![\w('\u2019])([ns])(?![\w)'\u2019])", lambda m: m.group(1)),
+]
+_MATH = re.compile("|".join(f"(?P<r{i}>{p})" for i, (p, _) in enumerate(MATH_RULES)))
+_TEXT = {"->": "\u2192", ">=": "\u2265", "<=": "\u2264"}
+
+
+def _text(s: str) -> str:
+    s = html.escape(s, quote=False)
+    for ascii_, uni in _TEXT.items():
+        s = s.replace(html.escape(ascii_, quote=False), uni)
+    return s
+
+
+def tex_html(text: str) -> str:
+    """``text`` as HTML: escaped, with the ASCII math of `MATH_RULES` (and any ``$...$``) as
+    ``\\(...\\)`` for MathJax, and ``->``, ``>=``, ``<=`` as arrows and signs."""
+    out, pos = [], 0
+    for m in _MATH.finditer(text):
+        out.append(_text(text[pos:m.start()]))
+        rule = int(m.lastgroup[1:])  # type: ignore[index]
+        inner = re.match(MATH_RULES[rule][0], m.group(m.lastgroup))  # groups of that rule alone
+        assert inner is not None
+        out.append(r"\(" + html.escape(MATH_RULES[rule][1](inner), quote=False) + r"\)")
+        pos = m.end()
+    out.append(_text(text[pos:]))
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- verdicts
+def badge_html(kind: str, text: str | None = None) -> str:
+    """An inline badge for a verdict kind: color, symbol and word (or ``text``)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {VERDICTS}; got {kind!r}")
+    k = KINDS[kind]
+    label = html.escape(text if text is not None else k["label"], quote=False)
+    return (f'<span class="ssmax-badge ssmax-{kind.replace(" ", "-")}" style="display:inline-block;'
+            f"padding:0.05em 0.5em;border-radius:0.8em;background:{k['bg']};color:{k['fg']};"
+            f'font-weight:600;font-size:0.9em;white-space:nowrap">{k["symbol"]} {label}</span>')
+
+
+def _part_mark(ok: bool) -> str:
+    bg, fg, symbol, word = _PART[bool(ok)]
+    return (f'<span style="display:inline-block;padding:0 0.45em;border-radius:0.7em;background:{bg};'
+            f'color:{fg};font-size:0.85em;font-weight:600;white-space:nowrap">{symbol} {word}</span>')
+
+
+def _row(key: str, value: str) -> str:
+    return f'<tr><th scope="row" style="{_KEY}">{key}</th><td style="{_CELL}">{value}</td></tr>'
+
+
+def verdict_html(v: Verdict) -> str:
+    """One claim as a table: badge, where the paper says it and what; our numbers with their
+    spread; why it is inconclusive (if it is); each part with holds/fails."""
+    held = sum(v.parts.values())
+    head = (f'<tr><th colspan="2" style="{_HEAD}">{badge_html(v.verdict)} '
+            f'<span style="white-space:nowrap">{html.escape(v.source, quote=False)}</span> '
+            f'<span style="font-weight:400">{tex_html(v.statement)}</span></th></tr>')
+    rows = [_row("measured", tex_html(v.measured)), _row("spread", tex_html(v.spread))]
+    if v.inconclusive:
+        rows.append(_row("why inconclusive", tex_html(v.inconclusive)))
+    rows += [_row(_part_mark(ok), tex_html(part)) for part, ok in v.parts.items()]
+    summary = f"{held} of {len(v.parts)} parts hold" if v.parts else "no parts"
+    return (f'<div class="ssmax-verdict mathjax_process" style="{_BLOCK}">'
+            f'<table style="{_TABLE}"><caption style="caption-side:bottom;text-align:left;{_MUTED};'
+            f'padding-top:0.3em">{html.escape(v.claim_id, quote=False)}: {summary}</caption>'
+            f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table></div>")
+
+
+class Scorecard:
+    """Every verdict in one table, with the counts by kind. ``display(Scorecard(verdicts))``
+    shows the table (``text/html``); its ``text/plain`` is every verdict in full, then the counts."""
+
+    def __init__(self, verdicts: Iterable[Verdict]):
+        self.verdicts = list(verdicts)
+        if not self.verdicts:
+            raise ValueError("verdicts must hold at least one Verdict")
+
+    def counts(self) -> dict[str, int]:
+        """Verdicts per kind, every kind listed (zeros included), in the order of `VERDICTS`."""
+        c = Counter(v.verdict for v in self.verdicts)
+        return {kind: c.get(kind, 0) for kind in VERDICTS}
+
+    def counts_text(self) -> str:
+        return ", ".join(f"{kind}: {n}" for kind, n in self.counts().items())
+
+    def __str__(self) -> str:
+        return "\n\n".join(str(v) for v in self.verdicts) + f"\n\n{len(self.verdicts)} claims: {self.counts_text()}"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        counts = " ".join(badge_html(kind, f"{KINDS[kind]['label']}: {n}") for kind, n in self.counts().items())
+        # Two columns, the badge first: three would not fit a phone's width (the badges and
+        # sources do not wrap); the claim, our numbers and their spread stack in the second.
+        head = (f'<th scope="col" style="{_HEAD};width:1%">verdict</th>'
+                f'<th scope="col" style="{_HEAD}">claim; measured (spread)</th>')
+        rows = []
+        for v in self.verdicts:
+            held = sum(v.parts.values())
+            why = (f'<div style="{_MUTED}">why inconclusive: {tex_html(v.inconclusive)}</div>'
+                   if v.inconclusive else "")
+            rows.append(
+                f'<tr><td style="{_CELL};white-space:nowrap">{badge_html(v.verdict)}'
+                f'<div style="{_MUTED}">{held} of {len(v.parts)} parts</div></td>'
+                f'<td style="{_CELL}"><div><strong>{html.escape(v.source, quote=False)}</strong>: '
+                f"{tex_html(v.statement)}</div>"
+                f'<div style="margin-top:0.2em">{tex_html(v.measured)}</div>'
+                f'<div style="{_MUTED}">{tex_html(v.spread)}</div>{why}</td></tr>')
+        return (f'<div class="ssmax-scorecard mathjax_process" style="{_BLOCK}">'
+                f'<p style="margin:0 0 0.5em 0">{len(self.verdicts)} claims: {counts}</p>'
+                f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
+
+
+# --------------------------------------------------------------------------- prose numbers
+def glue_number(name: str, value: Any, fmt: str = "{:.2f}", display: bool = False) -> str:
+    """Format ``value`` with ``fmt`` (e.g. ``"{:.2f}"``, ``"{:,}"``, ``"{:.0%}"``) and glue the
+    text as ``name`` (myst-nb); returns the text.
+
+    Prose pastes it with ``{glue:text}`name``` in the same notebook, and with
+    ``{glue:text}`notebooks/NN_x.ipynb::name:s``` in another page (the trailing ``:s`` is needed
+    there). The text is glued, not the number: myst-nb would print a glued 0.60 as "0.6" and
+    cannot format a numpy float. The glued output's ``text/plain`` is the text, so nbval fails
+    when the result behind it changes."""
+    from myst_nb import glue
+
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", name):
+        raise ValueError(f"name must be letters, digits, '_' or '-', not starting with a digit; got {name!r}")
+    text = fmt.format(value)
+    glue(name, text, display=display)
+    return text
+
+
+class Table:
+    """A plain table in the verdicts' style (e.g. per-variant numbers, a folded block of timings)
+    that wraps at any width, unlike a printed monospace table. Cells are text (numbers are
+    formatted with ``fmt``), ASCII math converted by `tex_html`. ``text/plain`` is the same table
+    aligned in columns, for nbval."""
+
+    def __init__(self, header: Sequence[str], rows: Sequence[Sequence[Any]], fmt: str = "{:.3f}",
+                 caption: str | None = None):
+        self.header = [str(h) for h in header]
+        self.rows = [[c if isinstance(c, str) else fmt.format(c) for c in r] for r in rows]
+        bad = [i for i, r in enumerate(self.rows) if len(r) != len(self.header)]
+        if bad:
+            raise ValueError(f"rows must have {len(self.header)} cells like the header; rows {bad} do not")
+        self.caption = caption
+
+    def __str__(self) -> str:
+        table = [self.header, *self.rows]
+        widths = [max(len(r[i]) for r in table) for i in range(len(self.header))]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in table]
+        return "\n".join(([self.caption] if self.caption else []) + lines)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        head = "".join(f'<th scope="col" style="{_HEAD}">{tex_html(h)}</th>' for h in self.header)
+        body = "".join("<tr>" + "".join(f'<td style="{_CELL}">{tex_html(c)}</td>' for c in r) + "</tr>"
+                       for r in self.rows)
+        caption = (f'<caption style="caption-side:top;text-align:left;padding-bottom:0.3em">'
+                   f"{tex_html(self.caption)}</caption>" if self.caption else "")
+        return (f'<div class="ssmax-table mathjax_process" style="{_BLOCK}"><table style="{_TABLE}">'
+                f"{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")

@@ -1,0 +1,323 @@
+"""Open the built book in headless Chromium, the way its readers see it, and say what is wrong.
+
+Used by ``tests/test_book.py`` and from the command line:
+
+    python tests/book_browser.py check [--html _build/html] [--widths 1280,390]
+    python tests/book_browser.py screenshots OUTDIR [--html _build/html] [--widths 1280,390]
+
+``check`` prints, for every page of the table of contents at every width, the reader-facing
+problems (`problems`); ``screenshots`` saves one full-page PNG per page and width, named
+``<page>-<width>.png`` (e.g. ``notebooks_04_length_generalization-390.png``).
+
+The browser is Debian's ``/usr/bin/chromium`` driven through ``/usr/bin/chromedriver``
+(selenium). A width is emulated with the DevTools protocol (``Emulation.setDeviceMetricsOverride``;
+below 600 px as a phone, so the theme's mobile layout applies), at device scale 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import sys
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMEDRIVER = Path("/usr/bin/chromedriver")
+WIDTHS = (1280, 390)  # a laptop, a phone (iPhone 12-15 portrait)
+HEIGHTS = {1280: 1024, 390: 844}
+SCREENSHOT_MAX_HEIGHT = 30_000  # px; taller pages are cut (Chromium's own limit is ~32k)
+
+CHECKS = ("offline", "math", "images", "overflow", "titles", "plumbing")
+
+
+# --------------------------------------------------------------------------- pages
+def toc_pages(root: Path = ROOT) -> list[str]:
+    """The book's pages in reading order: ``_toc.yml``'s root, then every chapter (and section),
+    as file names without extension (e.g. ``notebooks/01_attention_fading``)."""
+    import yaml
+
+    toc = yaml.safe_load((root / "_toc.yml").read_text(encoding="utf-8"))
+    pages = [toc["root"]]
+
+    def walk(entries: list[dict]) -> None:
+        for entry in entries:
+            if "file" in entry:
+                pages.append(entry["file"])
+            walk(entry.get("sections", []))
+
+    for part in toc.get("parts", []):
+        walk(part.get("chapters", []))
+    walk(toc.get("chapters", []))
+    return pages
+
+
+def page_file(html: Path, page: str) -> Path:
+    return html / f"{page}.html"
+
+
+def search_titles(html: Path) -> dict[str, str]:
+    """Page name -> title as the search index (``searchindex.js``) stores it."""
+    text = (html / "searchindex.js").read_text(encoding="utf-8")
+    index = json.loads(text[text.index("(") + 1: text.rindex(")")])
+    return dict(zip(index["docnames"], index["titles"]))
+
+
+RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$")
+
+
+# --------------------------------------------------------------------------- browser
+@contextmanager
+def chromium() -> Iterator[Any]:
+    """A headless Chromium (selenium WebDriver) with a throw-away profile; the performance and
+    console logs are on, so a page's requests and errors can be read back."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        raise FileNotFoundError("Chromium not found: run `apt-get update && apt-get install -y chromium "
+                                "chromium-driver` (.ci/run does this)")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="ssmax-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-dev-shm-usage", "--hide-scrollbars", "--window-size=1280,1024",
+                 f"--user-data-dir={profile}"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"performance": "ALL", "browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(60)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def set_width(driver: Any, width: int) -> None:
+    """Emulate a viewport ``width`` px wide (a phone below 600 px), device scale 1."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": HEIGHTS.get(width, 1024), "deviceScaleFactor": 1, "mobile": width < 600})
+
+
+def requested_urls(driver: Any) -> list[str]:
+    """URLs of every request the page made since the last call (Chrome's performance log)."""
+    urls = []
+    for entry in driver.get_log("performance"):
+        message = json.loads(entry["message"])["message"]
+        if message["method"] == "Network.requestWillBeSent":
+            urls.append(message["params"]["request"]["url"])
+        elif message["method"] == "Network.webSocketCreated":
+            urls.append(message["params"]["url"])
+    return urls
+
+
+# Runs in the page after MathJax finished; everything the checks need, measured by the browser.
+_PROBE = r"""
+const main = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
+const visible = el => !!el && el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+const clip = (s, n = 120) => { s = s.replace(/\s+/g, ' ').trim(); return s.length > n ? s.slice(0, n) + '…' : s; };
+const longestLine = el => (el.innerText || el.textContent || '').split('\n')
+    .reduce((a, b) => (b.length > a.length ? b : a), '');
+
+// text outside code, preformatted output and typeset math: raw TeX here was not typeset
+function proseText(root) {
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT, {acceptNode(node) {
+    for (let p = node.parentElement; p && p !== root.parentElement; p = p.parentElement) {
+      const tag = p.tagName.toLowerCase();
+      if (['pre', 'code', 'script', 'style', 'kbd', 'samp', 'textarea'].includes(tag)
+          || tag.startsWith('mjx-') || p.classList.contains('highlight')) return NodeFilter.FILTER_REJECT;
+    }
+    return NodeFilter.FILTER_ACCEPT;
+  }});
+  const parts = [];
+  while (walker.nextNode()) parts.push(walker.currentNode.nodeValue);
+  return parts.join(' ');
+}
+
+const images = Array.from(main.querySelectorAll('img')).map(img => {
+  const fig = img.closest('figure');
+  const cap = fig ? fig.querySelector('figcaption') : null;
+  return {src: img.getAttribute('src'), loaded: img.complete && img.naturalWidth > 0,
+          // myst-nb's default alt text is the image's path: that is no description
+          alt: /\.(png|jpe?g|svg|gif|webp)$/i.test((img.getAttribute('alt') || '').trim()) ? ''
+               : (img.getAttribute('alt') || '').trim(),
+          caption: cap ? clip(cap.innerText, 80) : '',
+          number: cap ? !!cap.querySelector('.caption-number') : false,
+          naturalWidth: img.naturalWidth, shownWidth: img.getBoundingClientRect().width};
+});
+
+const boxes = Array.from(main.querySelectorAll(
+    '.cell_output, .cell_output .output, .cell_output pre, .cell_output table, .cell_output img'));
+const wide = boxes.filter(el => el.tagName !== 'IMG' && visible(el) && el.scrollWidth > el.clientWidth + 1);
+// innermost only: an overflowing <pre> makes the output boxes around it overflow too
+const overflowing = wide.filter(el => !wide.some(o => o !== el && el.contains(o)))
+  .map(el => ({box: (el.closest('details:not([open])') ? 'folded ' : '') + el.tagName.toLowerCase()
+                    + (el.className ? '.' + String(el.className).split(' ')[0] : ''),
+               scroll: el.scrollWidth, client: el.clientWidth, text: clip(longestLine(el), 160)}));
+
+const navTexts = Array.from(document.querySelectorAll(
+    '.bd-sidebar-primary a, .prev-next-area a, .bd-header-article a, nav.bd-breadcrumbs a'))
+  .map(a => a.textContent.replace(/\s+/g, ' ').trim()).filter(Boolean);
+const h1 = main.querySelector('h1');
+
+const plumbing = Array.from(main.querySelectorAll('.cell')).filter(cell => {
+  const input = cell.querySelector('.cell_input');
+  if (!input || !visible(input)) return false;
+  const text = input.innerText || '';
+  return cell.classList.contains('tag_parameters') || /check_notebook_parameters\(/.test(text)
+      || /^\s*profile\s*=\s*"/m.test(text);
+}).map(cell => clip(cell.querySelector('.cell_input').innerText, 100));
+
+const column = main.querySelector('section') || main;
+return {
+  title: document.title,
+  h1: h1 ? h1.textContent.replace(/¶|#$/g, '').trim() : '',
+  mjx: document.querySelectorAll('mjx-container').length,
+  mjxErrors: Array.from(document.querySelectorAll('mjx-merror')).map(e => clip(e.getAttribute('data-mjx-error') || e.textContent, 120)),
+  rawTexInProse: (proseText(main).match(/.{0,40}(\\\(|\\\[|\$\$).{0,40}/g) || []).map(s => clip(s, 100)),
+  images: images,
+  overflowing: overflowing,
+  pageScrollWidth: document.documentElement.scrollWidth,
+  viewportWidth: document.documentElement.clientWidth,
+  columnWidth: column.getBoundingClientRect().width,
+  navTexts: navTexts,
+  plumbing: plumbing,
+};
+"""
+
+
+def open_page(driver: Any, path: Path) -> dict[str, Any]:
+    """Open ``path`` from disk, wait until MathJax has typeset it, and report what the page shows
+    and did: the `_PROBE` measurements, the URLs it requested, its console errors."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.get_log("performance")  # drop earlier entries
+    driver.get_log("browser")
+    driver.get(path.as_uri())
+    # Sphinx loads MathJax only on pages with math; there, wait until it has typeset the page.
+    WebDriverWait(driver, 60).until(lambda d: d.execute_script(
+        "return document.readyState === 'complete' && (!document.querySelector('script[src*=\"mathjax\"]')"
+        " || !!(window.MathJax && MathJax.startup && MathJax.startup.promise))"))
+    driver.set_script_timeout(60)
+    driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "if (!(window.MathJax && MathJax.startup && MathJax.startup.promise)) { done(true); return; }"
+        "MathJax.startup.promise.then(() => done(true), () => done(false));")
+    report = driver.execute_script(_PROBE)
+    report["requests"] = requested_urls(driver)
+    report["console"] = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
+    return report
+
+
+# --------------------------------------------------------------------------- checks
+def problems(report: dict[str, Any], search_title: str | None = None) -> dict[str, list[str]]:
+    """What a reader would see wrong on one page at one width, by check (`CHECKS`); an empty
+    list means the check passes.
+
+    offline   the page asked no host for anything (file:, data:, blob: only) and logged no error
+    math      MathJax reported no error, and no TeX delimiter was left untypeset in the prose
+    images    every image in the article loaded, has alt text, and sits in a numbered, captioned figure
+    overflow  no output box (``.cell_output`` and the boxes in it) is wider than it shows
+    titles    no raw TeX (``\\(``, ``$``) in the browser title, the search index's title, the
+              navigation (sidebar, previous/next, breadcrumbs)
+    plumbing  no visible parameters cell or parameter check (they are hidden with ``remove-cell``)
+
+    Folded output (``hide-output``) counts: the reader who unfolds it sees it.
+    """
+    out: dict[str, list[str]] = {c: [] for c in CHECKS}
+    # chrome:// is the browser's own start page, which never leaves the machine either
+    out["offline"] += [f"request that left the machine: {u}" for u in report["requests"]
+                       if not u.startswith(("file:", "data:", "blob:", "chrome:"))]
+    out["offline"] += [f"console error: {e}" for e in report["console"]]
+    out["math"] += [f"MathJax error: {e}" for e in report["mjxErrors"]]
+    out["math"] += [f"untypeset TeX in the text: {s!r}" for s in report["rawTexInProse"]]
+    for img in report["images"]:
+        name = (img["src"] or "").rsplit("/", 1)[-1]
+        if not img["loaded"]:
+            out["images"].append(f"{name}: did not load")
+        if not img["alt"]:
+            out["images"].append(f"{name}: no alt text")
+        if not img["caption"]:
+            out["images"].append(f"{name}: no caption")
+        elif not img["number"]:
+            out["images"].append(f"{name}: caption without a figure number")
+    for box in report["overflowing"]:
+        out["overflow"].append(f"{box['box']} {box['scroll']} px wide in {box['client']} px: {box['text']!r}")
+    titles = {"browser title": report["title"], **({"search title": search_title} if search_title else {})}
+    titles.update({f"navigation {t!r}": t for t in report["navTexts"]})
+    out["titles"] += [f"raw TeX in the {where}: {text!r}" for where, text in titles.items() if RAW_TEX.search(text)]
+    out["plumbing"] += [f"visible: {text!r}" for text in report["plumbing"]]
+    return out
+
+
+def screenshot(driver: Any, target: Path, width: int, max_height: int = SCREENSHOT_MAX_HEIGHT) -> Path:
+    """Save the whole page (up to ``max_height`` px) as a PNG, ``width`` px wide (the width the
+    page was opened at, `set_width`)."""
+    import base64
+
+    height = driver.execute_script("return Math.max(document.documentElement.scrollHeight, document.body.scrollHeight)")
+    # A viewport as tall as the page, so that the screenshot is the page as laid out (Chrome's
+    # captureBeyondViewport lays the page out again and shifts the article sideways).
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": min(int(height), max_height), "deviceScaleFactor": 1, "mobile": width < 600})
+    try:
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "fromSurface": True})
+    finally:
+        set_width(driver, width)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(base64.b64decode(shot["data"]))
+    return target
+
+
+def shot_name(page: str, width: int) -> str:
+    return f"{page.replace('/', '_')}-{width}.png"
+
+
+# --------------------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python tests/book_browser.py", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, text in (("check", "print each page's problems at each width"),
+                       ("screenshots", "save a full-page PNG of each page at each width")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--html", type=Path, default=HTML, help="the built book (default _build/html)")
+        p.add_argument("--widths", default=",".join(map(str, WIDTHS)), help="px, comma-separated")
+        if name == "screenshots":
+            p.add_argument("outdir", type=Path)
+    args = parser.parse_args(argv)
+    widths = [int(w) for w in args.widths.split(",")]
+    pages = toc_pages()
+    missing = [p for p in pages if not page_file(args.html, p).is_file()]
+    if missing:
+        parser.error(f"pages not built in {args.html}: {missing} (run `make html`)")
+    titles = search_titles(args.html)
+    failed = 0
+    with chromium() as driver:
+        for width in widths:
+            set_width(driver, width)
+            for page in pages:
+                report = open_page(driver, page_file(args.html, page))
+                if args.command == "screenshots":
+                    path = screenshot(driver, args.outdir / shot_name(page, width), width)
+                    print(f"{path}  (column {report['columnWidth']:.0f} px)")
+                    continue
+                found = {k: v for k, v in problems(report, titles.get(page)).items() if v}
+                failed += bool(found)
+                print(f"{page} @ {width} px: {'ok' if not found else ', '.join(found)}")
+                for check, lines in found.items():
+                    for line in lines:
+                        print(f"    [{check}] {line}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
