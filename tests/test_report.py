@@ -9,10 +9,11 @@ from ssmax import claims, report
 from ssmax.claims import Verdict
 
 
-def _verdict(parts: dict[str, bool], inconclusive: str | None = None) -> Verdict:
+def _verdict(parts: dict[str, bool], inconclusive: str | None = None, undecided: dict | None = None) -> Verdict:
     return Verdict("fig5", "Fig. 5", "SSMax generalizes beyond T; the learned p_n grows like a1 log n + a2",
                    "mean loss over (T,16T] at theta x50: (a) 2.505, (b) 2.496; R^2 0.962 (n=10^6)",
-                   "(a) 2.396-2.570 over 3 seed(s); binomial standard error <= 0.029", parts, inconclusive)
+                   "(a) 2.396-2.570 over 3 seed(s); binomial standard error <= 0.029", parts, inconclusive,
+                   undecided or {})
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -70,6 +71,16 @@ def test_inconclusive_verdict_says_why():
     v = _verdict({"x": False}, inconclusive="floor: every variant is within 2 standard errors of 0")
     out = report.verdict_html(v)
     assert "? inconclusive" in out and "why inconclusive" in out and "floor: every variant" in out
+
+
+def test_undecided_parts_are_shown_with_their_reason_and_not_counted():
+    v = _verdict({"x": True}, undecided={"(b) above (a) at 4T": "floor: both at 0"})
+    out = report.verdict_html(v)
+    assert v.verdict == claims.REPRODUCED
+    assert "? cannot tell" in out and "floor: both at 0" in out and "1 of 1 parts hold; 1 cannot tell" in out
+    only = _verdict({}, undecided={"y": "floor"})
+    assert only.verdict == claims.INCONCLUSIVE and "no decidable parts; 1 cannot tell" in report.verdict_html(only)
+    assert "1 cannot tell" in report.Scorecard([v])._repr_html_()
 
 
 @pytest.mark.parametrize("kind", claims.VERDICTS)

@@ -41,7 +41,8 @@ KINDS: dict[str, dict[str, str]] = {
     NOT_REPRODUCED: {"bg": "#D55E00", "fg": "#000000", "symbol": "\u2717", "label": "not reproduced"},
     INCONCLUSIVE: {"bg": "#BBBBBB", "fg": "#000000", "symbol": "?", "label": "inconclusive"},
 }
-_PART = {True: ("#0072B2", "#ffffff", "\u2713", "holds"), False: ("#D55E00", "#000000", "\u2717", "fails")}
+_PART = {True: ("#0072B2", "#ffffff", "\u2713", "holds"), False: ("#D55E00", "#000000", "\u2717", "fails"),
+         None: ("#BBBBBB", "#000000", "?", "cannot tell")}  # None: an undecided part (floor or ceiling)
 
 _BLOCK = ("margin:0.25em 0 0.75em 0;max-width:100%;overflow-wrap:anywhere;word-break:normal;"
           "line-height:1.45;color:inherit")
@@ -140,8 +141,8 @@ def badge_html(kind: str, text: str | None = None) -> str:
             f'font-weight:600;font-size:0.9em;white-space:nowrap">{k["symbol"]} {label}</span>')
 
 
-def _part_mark(ok: bool) -> str:
-    bg, fg, symbol, word = _PART[bool(ok)]
+def _part_mark(ok: bool | None) -> str:
+    bg, fg, symbol, word = _PART[None if ok is None else bool(ok)]
     return (f'<span style="display:inline-block;padding:0 0.45em;border-radius:0.7em;background:{bg};'
             f'color:{fg};font-size:0.85em;font-weight:600;white-space:nowrap">{symbol} {word}</span>')
 
@@ -152,7 +153,8 @@ def _row(key: str, value: str) -> str:
 
 def verdict_html(v: Verdict) -> str:
     """One claim as a table: badge, where the paper says it and what; our numbers with their
-    spread; why it is inconclusive (if it is); each part with holds/fails."""
+    spread; why it is inconclusive (if it is); each part with holds/fails, and the parts the data
+    cannot decide with their reason."""
     held = sum(v.parts.values())
     head = (f'<tr><th colspan="2" style="{_HEAD}">{badge_html(v.verdict)} '
             f'<span style="white-space:nowrap">{html.escape(v.source, quote=False)}</span> '
@@ -161,7 +163,10 @@ def verdict_html(v: Verdict) -> str:
     if v.inconclusive:
         rows.append(_row("why inconclusive", tex_html(v.inconclusive)))
     rows += [_row(_part_mark(ok), tex_html(part)) for part, ok in v.parts.items()]
-    summary = f"{held} of {len(v.parts)} parts hold" if v.parts else "no parts"
+    rows += [_row(_part_mark(None), f"{tex_html(part)} ({tex_html(why)})") for part, why in v.undecided.items()]
+    summary = f"{held} of {len(v.parts)} parts hold" if v.parts else "no decidable parts"
+    if v.undecided:
+        summary += f"; {len(v.undecided)} cannot tell"
     return (f'<div class="ssmax-verdict mathjax_process" style="{_BLOCK}">'
             f'<table style="{_TABLE}"><caption style="caption-side:bottom;text-align:left;{_MUTED};'
             f'padding-top:0.3em">{html.escape(v.claim_id, quote=False)}: {summary}</caption>'
@@ -204,7 +209,8 @@ class Scorecard:
                    if v.inconclusive else "")
             rows.append(
                 f'<tr><td style="{_CELL};white-space:nowrap">{badge_html(v.verdict)}'
-                f'<div style="{_MUTED}">{held} of {len(v.parts)} parts</div></td>'
+                f'<div style="{_MUTED}">{held} of {len(v.parts)} parts'
+                f'{f"; {len(v.undecided)} cannot tell" if v.undecided else ""}</div></td>'
                 f'<td style="{_CELL}"><div><strong>{html.escape(v.source, quote=False)}</strong>: '
                 f"{tex_html(v.statement)}</div>"
                 f'<div style="margin-top:0.2em">{tex_html(v.measured)}</div>'
