@@ -500,7 +500,7 @@ def _theta_metrics(results: dict[str, list[dict]], variant: str) -> dict:
     return results[f"theta-study-{variant}"][0]["metrics"]
 
 
-def _beyond_documents(metrics: dict, split: str, factor_index: int) -> np.ndarray:
+def beyond_documents(metrics: dict, split: str, factor_index: int) -> np.ndarray:
     """Each document's mean loss over (T, 4T] (the windows (T,2T] and (2T,4T] weighted by length)."""
     from .evaluate import window_multiples
 
@@ -516,7 +516,7 @@ def validation_best_theta(results: dict[str, list[dict]], variants: tuple[str, .
     validation loss over positions (T, 4T] (averaged over the variants) is lowest. Returns the
     factor and that validation loss for every factor."""
     factors = _theta_metrics(results, variants[0])["factors"]
-    val = {f: float(np.mean([_beyond_documents(_theta_metrics(results, v), "validation", i).mean() for v in variants]))
+    val = {f: float(np.mean([beyond_documents(_theta_metrics(results, v), "validation", i).mean() for v in variants]))
            for i, f in enumerate(factors)}
     return min(val, key=val.get), val
 
@@ -529,7 +529,7 @@ def ssmax_at_validation_theta(results: dict[str, list[dict]]) -> Verdict:
     factor, _ = validation_best_theta(results)
     m = {v: _theta_metrics(results, v) for v in "abc"}
     i = m["a"]["factors"].index(factor)
-    docs = {v: _beyond_documents(m[v], "test", i) for v in "abc"}
+    docs = {v: beyond_documents(m[v], "test", i) for v in "abc"}
     parts, undecided, measured = {}, {}, []
     for v in "bc":
         diff, se, ok = paired_below(docs[v], docs["a"])
