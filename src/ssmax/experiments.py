@@ -7,6 +7,9 @@ Names (see `list_experiments`):
   lengthgen-baselines               inference-time log-n scalings applied to (a) (chapter 4)
   needle-eval-{a..f}                needle accuracy, context length x depth (chapter 5)
   needle-score-{a..f}               attention on the needle per layer and head (chapter 6)
+  maxret-<scaling>, keyret-<scaling>-{bounded,unbounded}
+                                    set tasks where only n changes ("fading in isolation";
+                                    see `ssmax.sets_run`)
 
 Variants follow the paper: (a) softmax, (b) SSMax, (c) SSMax with s = 1, (d) SSMax with a
 bias, (e) (a) switched to SSMax after pretraining, (f) switched for the last part of it.
@@ -22,6 +25,7 @@ import numpy as np
 import torch
 
 from . import results as store
+from . import sets_run
 from .baselines import BASELINES, baseline
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import load_corpus
@@ -159,6 +163,7 @@ def list_experiments() -> list[str]:
     names += [f"needle-sft-{v}" for v in VARIANTS]
     names += [f"lengthgen-{v}" for v in VARIANTS] + ["lengthgen-baselines"]
     names += [f"needle-eval-{v}" for v in VARIANTS] + [f"needle-score-{v}" for v in VARIANTS]
+    names += sets_run.set_experiment_names()
     return names
 
 
@@ -179,6 +184,8 @@ def seeds_for(name: str, profile: str) -> tuple[int, ...]:
     costs no training; the rest one seed."""
     check_experiment(name)
     prof = check_profile(profile)
+    if name in sets_run.set_experiment_names():
+        return sets_run.set_seeds(profile)
     variant = name.rsplit("-", 1)[-1]
     multi_seed = name.startswith(("pretrain-", "lengthgen-")) and variant in ("a", "b", "e", "baselines")
     return prof.seeds if multi_seed else prof.seeds[:1]
@@ -203,6 +210,8 @@ def experiment_config(name: str, profile: str, seed: int = 0) -> ExperimentConfi
     """The full config of experiment ``name`` in ``profile`` for ``seed``."""
     prof = check_profile(profile)
     check_seed(name, profile, seed)
+    if name in sets_run.set_experiment_names():
+        return ExperimentConfig(name, "set_task", evaluation=store.to_jsonable(sets_run.set_run_config(name, profile, seed)))
     variant = name.rsplit("-", 1)[-1]
     T = prof.model["block_size"]
 
@@ -337,6 +346,15 @@ def _run_needle_score(config: ExperimentConfig, profile: str, seed: int, device:
     return {"fixed_depth": fixed, "random_trials": random}
 
 
+def _run_set_task(config: ExperimentConfig, profile: str, seed: int, device: torch.device):
+    """Train a set model and measure it (one results file; nothing later needs its weights)."""
+    ckpt = store.checkpoints_root() / profile / f"{config.name}--seed{seed}.pt"
+    metrics, timing = sets_run.run_set_experiment(sets_run.SetRunConfig(**config.evaluation), device,
+                                                  store.config_hash(config), ckpt)
+    ckpt.unlink(missing_ok=True)
+    return metrics, timing
+
+
 def run(name: str, profile: str, seed: int = 0, device: str = "auto", force: bool = False,
         progress: bool = True) -> dict:
     """Run one experiment (and, first, any dependency whose results are missing or stale);
@@ -360,6 +378,8 @@ def run(name: str, profile: str, seed: int = 0, device: str = "auto", force: boo
         metrics = _run_lengthgen(config, profile, dev)
     elif config.kind == "needle_eval":
         metrics = _run_needle_eval(config, profile, seed, dev)
+    elif config.kind == "set_task":
+        metrics, timing = _run_set_task(config, profile, seed, dev)
     else:
         metrics = _run_needle_score(config, profile, seed, dev)
     env = {**store.environment(dev, time.perf_counter() - t0), **{f"train_{k}": v for k, v in timing.items()}}

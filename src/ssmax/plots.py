@@ -37,6 +37,10 @@ VARIANT_LABELS = {
     "qwen_logn": "Qwen log-n (beyond T)",
     "llama4_temp": "Llama 4 temperature",
     "log512": "$\\log_{T} n$ (Su)",
+    # set tasks (chapter "fading in isolation")
+    "asentmax": "ASEntmax",
+    "logn": "(a) + $\\log_{16} n$ beyond 16",
+    "adaptive_temperature": "(a) + adaptive temperature",
 }
 
 VARIANT_COLORS = {
@@ -50,10 +54,14 @@ VARIANT_COLORS = {
     "qwen_logn": "#000000",
     "llama4_temp": "#888888",
     "log512": "#994F00",  # brown
+    "asentmax": "#882255",  # wine (Tol)
+    "logn": "#000000",
+    "adaptive_temperature": "#44AA99",  # teal (Tol)
 }
 
 VARIANT_LINESTYLES = {key: "-" for key in "abcdef"}
-VARIANT_LINESTYLES.update({"learned_pn": "-", "qwen_logn": "--", "llama4_temp": "--", "log512": "--"})
+VARIANT_LINESTYLES.update({"learned_pn": "-", "qwen_logn": "--", "llama4_temp": "--", "log512": "--",
+                           "asentmax": "-", "logn": "--", "adaptive_temperature": "--"})
 
 # `ssmax.baselines` calls the log_T(n) baseline "log_train_len"; the model's `scaling` names map
 # onto the paper's letters.
