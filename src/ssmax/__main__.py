@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "list":
             for name in ex.list_experiments():
                 seeds = {p: list(ex.seeds_for(name, p)) for p in ex.PROFILES}
-                print(f"{name:22s} seeds {json.dumps(seeds)}")
+                print(f"{name:28s} seeds {json.dumps(seeds)}")
             return 0
         if args.command == "run":
             ex.check_experiment(args.name)

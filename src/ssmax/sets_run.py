@@ -51,7 +51,7 @@ class SetProfile:
 
 
 SET_PROFILES = {
-    "smoke": SetProfile(steps=12, batch_size=16, lr=3e-3, val_sets_per_size=4, test_sizes=(16, 64), test_sets=20,
+    "smoke": SetProfile(steps=12, batch_size=16, lr=3e-3, val_sets_per_size=4, test_sizes=(16, 256), test_sets=20,
                         seeds=(0, 1), warmup_steps=2, checkpoint_every=6, log_every=4),
     "cpu": SetProfile(steps=1500, batch_size=128, lr=3e-3, val_sets_per_size=200,
                       test_sizes=(16, 64, 256, 1024, 4096), test_sets=2000, seeds=(0, 1, 2)),
