@@ -9,6 +9,9 @@ A name is ``<stage>-<variant>[-<protocol>]`` (see `list_experiments`, `parse_nam
   needle-eval-{a..f}              needle retrieval, context length x depth (chapter 5)
   needle-score-{a..f}             attention on the needle per layer and head (chapter 6)
   theta-study-{a,b,c}             loss and retrieval against the RoPE theta factor (chapter 5)
+  maxret-<scaling>, keyret-<scaling>-{bounded,unbounded}
+                                  set tasks where only n changes ("fading in isolation";
+                                  see `ssmax.sets_run`)
 
 and two protocols beside the paper's, which let an effect show where the paper's cannot:
 
@@ -32,6 +35,7 @@ import numpy as np
 import torch
 
 from . import results as store
+from . import sets_run
 from .baselines import BASELINES, baseline
 from .checkpoint import checkpoint_problem, load_checkpoint, save_checkpoint
 from .data import load_corpus
@@ -216,13 +220,15 @@ _REGISTRY = {str(n): n for n in _names()}
 
 
 def list_experiments() -> list[str]:
-    """Every experiment, dependencies before the experiments that use them."""
-    return list(_REGISTRY)
+    """Every experiment, dependencies before the experiments that use them; the set tasks last."""
+    return list(_REGISTRY) + sets_run.set_experiment_names()
 
 
 def parse_name(name: str) -> ExperimentName:
-    """The stage, variant and protocol of a registered experiment name."""
-    return _REGISTRY[check_experiment(name)]
+    """The stage, variant and protocol of a language-model experiment name."""
+    if check_experiment(name) not in _REGISTRY:
+        raise ValueError(f"{name!r} is a set-task experiment, not a language-model one (see ssmax.sets_run)")
+    return _REGISTRY[name]
 
 
 def check_profile(profile: str) -> Profile:
@@ -232,7 +238,7 @@ def check_profile(profile: str) -> Profile:
 
 
 def check_experiment(name: str) -> str:
-    if name not in _REGISTRY:
+    if name not in _REGISTRY and name not in sets_run.set_experiment_names():
         raise ValueError(f"unknown experiment {name!r}; allowed: {', '.join(list_experiments())}")
     return name
 
@@ -241,7 +247,10 @@ def seeds_for(name: str, profile: str) -> tuple[int, ...]:
     """The seeds a profile runs an experiment with. Pretraining and per-position loss: every seed
     for (a), (b) and (e) (which costs no training) and the baselines applied to (a). Needle
     fine-tuning and evaluation: every seed for the variants of `FT_SEED_VARIANTS`, each seed
-    fine-tuning the seed-0 pretrained model. Everything else: one seed."""
+    fine-tuning the seed-0 pretrained model. Set tasks: `sets_run.set_seeds`. Everything else:
+    one seed."""
+    if check_experiment(name) in sets_run.set_experiment_names():
+        return sets_run.set_seeds(profile)
     n = parse_name(name)
     prof = check_profile(profile)
     if n.protocol == PAPER and n.stage in ("pretrain", "lengthgen"):
@@ -283,6 +292,8 @@ def experiment_config(name: str, profile: str, seed: int = 0) -> ExperimentConfi
     """The full config of experiment ``name`` in ``profile`` for ``seed``."""
     prof = check_profile(profile)
     check_seed(name, profile, seed)
+    if name in sets_run.set_experiment_names():
+        return ExperimentConfig(name, "set_task", evaluation=store.to_jsonable(sets_run.set_run_config(name, profile, seed)))
     n = parse_name(name)
     variant, protocol = n.variant, n.protocol
     T = prof.model["block_size"]
@@ -518,6 +529,15 @@ def _check_outputs_writable(profile: str) -> None:
         store.check_writable(folder)
 
 
+def _run_set_task(config: ExperimentConfig, profile: str, seed: int, device: torch.device):
+    """Train a set model and measure it (one results file; nothing later needs its weights)."""
+    ckpt = store.checkpoints_root() / profile / f"{config.name}--seed{seed}.pt"
+    metrics, timing = sets_run.run_set_experiment(sets_run.SetRunConfig(**config.evaluation), device,
+                                                  store.config_hash(config), ckpt)
+    ckpt.unlink(missing_ok=True)
+    return metrics, timing
+
+
 def run(name: str, profile: str, seed: int = 0, device: str = "auto", force: bool = False,
         progress: bool = True) -> dict:
     """Run one experiment (and, first, any dependency whose results are missing, stale, corrupt
@@ -545,6 +565,8 @@ def run(name: str, profile: str, seed: int = 0, device: str = "auto", force: boo
         metrics = _run_needle_eval(config, profile, dev)
     elif config.kind == "theta_study":
         metrics = _run_theta_study(config, profile, dev)
+    elif config.kind == "set_task":
+        metrics, timing = _run_set_task(config, profile, seed, dev)
     else:
         metrics = _run_needle_score(config, profile, seed, dev)
     env = {**store.environment(dev, time.perf_counter() - t0), **{f"train_{k}": v for k, v in timing.items()}}

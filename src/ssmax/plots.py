@@ -85,8 +85,8 @@ VARIANTS: dict[str, tuple[str, str, object, str]] = {
     # the set task: softmax / ssmax / ssmax_fixed are aliases of a / b / c (below)
     "asentmax": ("ASEntmax", TEAL, (0, (5, 1.5)), "h"),
     # evaluation-time scalings on the set task
-    "logn_factor": ("log-n factor (evaluation)", SKY, (0, (3, 1, 1, 1)), "X"),
-    "adaptive_temperature": ("adaptive temperature (evaluation)", GRAY, (0, (8, 2)), "d"),
+    "logn_factor": ("softmax + log n factor (evaluation)", SKY, (0, (3, 1, 1, 1)), "X"),
+    "adaptive_temperature": ("softmax + adaptive temperature (evaluation)", GRAY, (0, (8, 2)), "d"),
 }
 
 # The model's `scaling` names (and older keys) -> the key whose look they share, and their label.

@@ -61,6 +61,7 @@ REQUIRED_METRICS: dict[str, tuple[str, ...]] = {
     "needle_eval": (),  # one grid per test-time theta ("theta_x1", "theta_x50"), by protocol
     "needle_score": ("fixed_depth", "random_trials"),
     "theta_study": ("factors", "loss", "needle"),
+    "set_task": ("set_sizes", "accuracy", "target_weight"),
 }
 
 

@@ -1,0 +1,229 @@
+"""Tables and figure panels of the set-task chapter, read from stored results only.
+
+Lines are (variant, eval_variant) pairs: the four trained variants, and the softmax models
+scored with an inference-time fix ("logn", "adaptive_temperature"). Accuracies carry the seed
+spread (min-max over seeds) and the binomial standard error of the seed-pooled accuracy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from . import plots
+from .claims import SET_SETTINGS, binomial_se, set_curves, set_experiment
+
+LINES: tuple[tuple[str, Optional[str]], ...] = (
+    ("softmax", None), ("ssmax", None), ("ssmax_fixed", None), ("asentmax", None),
+    ("softmax", "logn"), ("softmax", "adaptive_temperature"))
+THEORY_LINES: tuple[tuple[str, Optional[str]], ...] = (("softmax", None), ("ssmax", None), ("ssmax_fixed", None),
+                                                       ("softmax", "logn"))
+
+
+# `ssmax.plots` keys of the evaluation-time variants, where their names differ
+PLOT_KEYS = {"logn": "logn_factor"}
+
+
+def style_key(variant: str, eval_variant: Optional[str] = None) -> str:
+    key = eval_variant or variant
+    return PLOT_KEYS.get(key, key)
+
+
+def label(variant: str, eval_variant: Optional[str] = None) -> str:
+    return plots.style(style_key(variant, eval_variant))["label"]
+
+
+PLAIN_LABELS = {"softmax": "(a) softmax", "ssmax": "(b) SSMax", "ssmax_fixed": "(c) SSMax, s = 1",
+                "asentmax": "ASEntmax", "logn": "(a) + log_16 n beyond 16", "adaptive_temperature": "(a) + adaptive temp."}
+
+
+def plain_label(variant: str, eval_variant: Optional[str] = None) -> str:
+    """The label for printed tables (no LaTeX)."""
+    return PLAIN_LABELS[eval_variant or variant]
+
+
+@dataclass
+class Curve:
+    sizes: np.ndarray
+    mean: np.ndarray  # over seeds
+    low: np.ndarray  # min over seeds
+    high: np.ndarray  # max over seeds
+    se: np.ndarray  # binomial standard error of the seed-pooled accuracy (accuracy only)
+    seeds: int
+
+
+def curve(results: dict, setting: str, variant: str, eval_variant: Optional[str] = None,
+          key: str = "accuracy", with_train: bool = False) -> Curve:
+    """Seed statistics of ``key`` at the test sizes; ``with_train`` puts the validation sets at
+    the training sizes below the smallest test size in front."""
+    sizes, values, trials = set_curves(results, setting, variant, eval_variant, key)
+    if with_train:
+        runs = results[set_experiment(setting, variant)]
+        vals = [(r["metrics"] if eval_variant is None else r["metrics"]["eval_variants"][eval_variant])["val"]
+                for r in runs]
+        keep = np.asarray(vals[0]["set_sizes"]) < sizes.min()
+        sizes = np.concatenate([np.asarray(vals[0]["set_sizes"])[keep], sizes])
+        values = np.concatenate([np.asarray([v[key] for v in vals], dtype=float)[:, keep], values], axis=1)
+        trials = np.concatenate([np.sum([v["trials"] for v in vals], axis=0)[keep], trials])
+    mean = values.mean(0)
+    se = np.array([binomial_se(m, int(t)) for m, t in zip(mean, trials)]) if key == "accuracy" else np.zeros_like(mean)
+    return Curve(sizes, mean, values.min(0), values.max(0), se, values.shape[0])
+
+
+def accuracy_table(results: dict, setting: str, lines=LINES) -> str:
+    """Accuracy at every test size: seed mean, +- binomial SE, [min, max] over seeds."""
+    first = curve(results, setting, *lines[0])
+    width = 29
+    rows = [f"{'':26s}" + "".join(f"{'n = ' + str(n):>{width}s}" for n in first.sizes)]
+    for variant, ev in lines:
+        c = curve(results, setting, variant, ev)
+        cells = "".join(f"{f'{m:.3f} ±{s:.3f} [{lo:.3f}, {hi:.3f}]':>{width}s}"
+                        for m, s, lo, hi in zip(c.mean, c.se, c.low, c.high))
+        rows.append(f"{plain_label(variant, ev):26s}{cells}")
+    return "\n".join(rows)
+
+
+def validation_summary(results: dict) -> str:
+    """Did every variant learn the task where it trains? Accuracy on the validation sets at the
+    training sizes (n = 4..16 pooled), seed mean and range."""
+    rows = []
+    for setting in SET_SETTINGS:
+        for variant in ("softmax", "ssmax", "ssmax_fixed", "asentmax"):
+            runs = results[set_experiment(setting, variant)]
+            acc = [sum(r["metrics"]["val"]["correct"]) / sum(r["metrics"]["val"]["trials"]) for r in runs]
+            rows.append(f"{setting:17s} {plain_label(variant):20s} {np.mean(acc):.3f} (seeds {min(acc):.3f}-{max(acc):.3f})")
+    return "\n".join(rows)
+
+
+def wall_minutes(results: dict, names: list[str]) -> float:
+    """Recorded wall time of the stored runs (training and measuring), in minutes."""
+    return sum(r["environment"]["wall_time_s"] for name in names for r in results[name]) / 60
+
+
+def draw(ax, results: dict, setting: str, key: str = "accuracy", lines=LINES, band: bool = True) -> None:
+    """Seed mean against n (log axis) from the training sizes to the largest test size, with
+    the min-max seed band."""
+    for variant, ev in lines:
+        c = curve(results, setting, variant, ev, key, with_train=True)
+        st = plots.style(style_key(variant, ev))
+        ax.plot(c.sizes, c.mean, marker="o", ms=2.5, **st)
+        if band:
+            plots.band(ax, c.sizes, c.low, c.high, st["color"], alpha=0.15)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("set size $n$")
+
+
+def theory(results: dict, setting: str, variant: str, eval_variant: Optional[str] = None) -> tuple[np.ndarray, np.ndarray]:
+    """The fixed-margin prediction of the target weight on its fine grid of n, seed mean."""
+    runs = results[set_experiment(setting, variant)]
+    blocks = [r["metrics"] if eval_variant is None else r["metrics"]["eval_variants"][eval_variant] for r in runs]
+    return np.asarray(blocks[0]["theory"]["n"]), np.mean([b["theory"]["target_weight"] for b in blocks], axis=0)
+
+
+def margins(results: dict, setting: str, variant: str, eval_variant: Optional[str] = None,
+            key: str = "margin") -> tuple[np.ndarray, np.ndarray]:
+    """Median effective margin (or ``key="top_two_gap"``) against n, training sizes (validation
+    sets) then test sizes, seed mean."""
+    runs = results[set_experiment(setting, variant)]
+    blocks = [r["metrics"] if eval_variant is None else r["metrics"]["eval_variants"][eval_variant] for r in runs]
+    sizes = np.asarray(blocks[0]["val"]["set_sizes"] + blocks[0]["set_sizes"])
+    values = np.mean([b["val"][key] + b[key] for b in blocks], axis=0)
+    order = np.argsort(sizes, kind="stable")
+    return sizes[order], values[order]
+
+
+def learned(results: dict, setting: str) -> dict[str, tuple[float, float]]:
+    """Seed range of what the models learned: s of (b), the gain g of the cosine logits, the
+    margin at the training sizes."""
+    out = {}
+    runs = results[set_experiment(setting, "ssmax")]
+    s = [r["metrics"]["learned_s"][0] for r in runs]
+    out["s (b)"] = (min(s), max(s))
+    for variant in ("softmax", "ssmax", "ssmax_fixed", "asentmax"):
+        rs = results[set_experiment(setting, variant)]
+        if rs[0]["metrics"]["gain"] is not None:
+            g = [r["metrics"]["gain"] for r in rs]
+            out[f"gain g, {plain_label(variant)}"] = (min(g), max(g))
+        if variant != "asentmax":
+            m = [r["metrics"]["margin_train"] for r in rs]
+            out[f"margin at training sizes, {plain_label(variant)}"] = (min(m), max(m))
+    return out
+
+
+
+def cpu_minutes(results: dict, names: list[str]) -> float:
+    """Recorded CPU time of the stored runs (training and measuring), in minutes; unlike the wall
+    time it does not grow when other jobs share the machine."""
+    env = [r["environment"] for name in names for r in results[name]]
+    return sum(e.get("train_cpu_s", 0.0) + e.get("train_measure_cpu_s", 0.0) for e in env) / 60
+
+
+PANELS = (("accuracy", "accuracy"), ("target_weight", "weight on the target"), ("entropy", "attention entropy"))
+
+
+def curves_figure(results: dict, setting: str, title: str, lines=LINES):
+    """Accuracy, target weight and attention entropy against n for every line of one setting,
+    seed mean with the min-max band; chance and log n (uniform attention) for reference."""
+    fig, axes = plots.new_figure(ncols=3, width=7.0, height=2.9)
+    for ax, (key, ylabel) in zip(axes, PANELS):
+        draw(ax, results, setting, key, lines)
+        ax.set_ylabel(ylabel)
+    sizes = curve(results, setting, *lines[0], with_train=True).sizes
+    chance = results[set_experiment(setting, lines[0][0])][0]["metrics"]["chance"]
+    axes[0].axhline(chance, color="0.5", ls=":", lw=1)
+    axes[0].set_ylim(0, 1.02)
+    axes[1].set_ylim(0, 1.02)
+    grid = np.geomspace(sizes.min(), sizes.max(), 50)
+    axes[2].plot(grid, np.log(grid), color="0.5", ls=":", lw=1, label="uniform ($\\log n$)")
+    for ax in axes:
+        ax.axvspan(4, 16, color="0.9", zorder=0, lw=0)
+    handles, labels_ = axes[2].get_legend_handles_labels()
+    fig.legend(handles, labels_, loc="outside lower center", ncols=4, fontsize=9)
+    fig.suptitle(title)
+    return fig
+
+
+def theory_figure(results: dict, settings=SET_SETTINGS, lines=THEORY_LINES):
+    """Measured mean target weight (markers, seed mean) against chapter 1's two-level formula
+    with the margin measured at the training sizes held fixed (lines), one panel per setting."""
+    fig, axes = plots.new_figure(ncols=len(settings), width=7.0, height=2.9, sharey=True)
+    for ax, setting in zip(np.atleast_1d(axes), settings):
+        for variant, ev in lines:
+            st = plots.style(style_key(variant, ev))
+            n, w = theory(results, setting, variant, ev)
+            ax.plot(n, w, color=st["color"], ls=st["linestyle"], lw=1.2, label=st["label"])
+            c = curve(results, setting, variant, ev, "target_weight")
+            ax.plot(c.sizes, c.mean, "o", ms=4, color=st["color"])
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("set size $n$")
+        ax.set_title(setting, fontsize=10)
+        ax.set_ylim(0, 1.02)
+    np.atleast_1d(axes)[0].set_ylabel("weight on the target")
+    handles, labels_ = np.atleast_1d(axes)[0].get_legend_handles_labels()
+    fig.legend(handles, labels_, loc="outside lower center", ncols=4, fontsize=9)
+    fig.suptitle("lines: fixed-margin prediction; dots: measured")
+    return fig
+
+
+def margin_figure(results: dict, settings=SET_SETTINGS, variants=("softmax", "ssmax", "ssmax_fixed")):
+    """Median effective margin against n, training sizes (validation sets) and test sizes; for
+    max retrieval also softmax's median raw top-two gap (target minus best other logit)."""
+    fig, axes = plots.new_figure(ncols=len(settings), width=7.0, height=2.8)
+    for ax, setting in zip(np.atleast_1d(axes), settings):
+        for variant in variants:
+            n, m = margins(results, setting, variant)
+            ax.plot(n, m, marker="o", ms=2.5, **plots.style(variant))
+        if setting == "maxret":
+            n, g = margins(results, setting, "softmax", key="top_two_gap")
+            ax.plot(n, g, color="0.4", ls="--", lw=1.2, label="(a) top-two gap")
+        ax.axvline(16, color="0.6", ls=":", lw=1)
+        ax.axhline(0, color="0.8", lw=0.8)
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("set size $n$")
+        ax.set_title(setting, fontsize=10)
+    np.atleast_1d(axes)[0].set_ylabel("effective margin $\\Delta$")
+    handles, labels_ = np.atleast_1d(axes)[0].get_legend_handles_labels()
+    fig.legend(handles, labels_, loc="outside lower center", ncols=4, fontsize=9)
+    return fig
