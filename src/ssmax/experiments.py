@@ -231,6 +231,17 @@ def parse_name(name: str) -> ExperimentName:
     return _REGISTRY[name]
 
 
+def budget_group(name: str) -> str:
+    """Which time budget a run counts against: the set tasks have their own (chapter 3)."""
+    return "set tasks" if check_experiment(name) in sets_run.set_experiment_names() else "language models"
+
+
+def time_budgets(profile: str) -> dict[str, Optional[float]]:
+    """Wall-time budget (minutes) of each group of runs of a profile (None: not set)."""
+    return {"language models": check_profile(profile).time_budget_min,
+            "set tasks": sets_run.check_set_profile(profile).time_budget_min}
+
+
 def check_profile(profile: str) -> Profile:
     if profile not in PROFILE_SETTINGS:
         raise ValueError(f"profile must be one of {PROFILES}; got {profile!r}")

@@ -48,13 +48,15 @@ class SetProfile:
     checkpoint_every: int = 500
     log_every: int = 100
     eval_chunk_items: int = 1 << 17  # items per evaluation forward pass
+    time_budget_min: Optional[float] = None  # wall time of all set runs on the profile's machine
 
 
 SET_PROFILES = {
     "smoke": SetProfile(steps=12, batch_size=16, lr=3e-3, val_sets_per_size=4, test_sizes=(16, 256), test_sets=20,
                         seeds=(0, 1), warmup_steps=2, checkpoint_every=6, log_every=4),
     "cpu": SetProfile(steps=1500, batch_size=128, lr=3e-3, val_sets_per_size=200,
-                      test_sizes=(16, 64, 256, 1024, 4096), test_sets=2000, seeds=(0, 1, 2)),
+                      test_sizes=(16, 64, 256, 1024, 4096), test_sets=2000, seeds=(0, 1, 2),
+                      time_budget_min=45.0),  # on 2 CPU cores
     "gpu": SetProfile(steps=10000, batch_size=256, lr=3e-3, val_sets_per_size=500,
                       test_sizes=(16, 64, 256, 1024, 4096, 16384, 65536), test_sets=5000, seeds=(0, 1, 2, 3, 4)),
 }
