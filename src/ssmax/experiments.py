@@ -79,6 +79,8 @@ class Profile:
     # shared settings (the needle chapters only mean something if every variant retrieves there);
     # every protocol fine-tunes a variant with the same settings
     sft_overrides: dict = field(default_factory=dict)
+    # changes to ``sft`` for every variant of the NoPE protocol, applied after the per-variant ones
+    nope_sft_overrides: dict = field(default_factory=dict)
     # wall-time budget of the whole profile on its intended machine (None: not set); the
     # appendix compares the recorded run times against it
     time_budget_min: Optional[float] = None
@@ -125,6 +127,10 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         # two 1,500-step checkpoints that differed only by float rounding, 3e-4 learned the task
         # on one and reached val exact 0.14 on the other (where 1e-4 reached 0.94, 5e-4 1.00).
         sft_overrides={"b": dict(lr=5e-4), "c": dict(lr=5e-4)},
+        # NoPE: on the seed-0 NoPE (a), 1,000 steps reached validation exact 0.00 at lr 3e-3 (val loss
+        # 2.06) and at 1e-3 (1.49), 0.12 and still rising at 3e-4 (0.75): the lowest rate of that
+        # ladder, for both NoPE variants (probes on validation data only; not committed)
+        nope_sft_overrides=dict(lr=3e-4),
         time_budget_min=180.0,  # on 2 CPU cores
     ),
     "gpu": Profile(
@@ -181,7 +187,9 @@ def describe_profile(profile: str) -> str:
         f"needle fine-tuning: {sft['steps']} steps x batch {sft['batch_size']} at length T, lr {sft['lr']:g}, "
         f"{prof.n_digits}-digit numbers"
         + "".join(f"; ({v}) with {', '.join(f'{k} {x:g}' for k, x in o.items())}"
-                  for v, o in prof.sft_overrides.items()),
+                  for v, o in prof.sft_overrides.items())
+        + (f"; NoPE models with {', '.join(f'{k} {x:g}' for k, x in prof.nope_sft_overrides.items())}"
+           if prof.nope_sft_overrides else ""),
     ])
 
 
@@ -327,7 +335,7 @@ def experiment_config(name: str, profile: str, seed: int = 0) -> ExperimentConfi
         # every fine-tuning seed starts from the seed-0 pretrained model (NoPE: its own)
         key, h = _dep(_with_protocol("pretrain", variant, NOPE if protocol == NOPE else PAPER), profile, 0)
         scaling = "ssmax" if variant in ("e", "f") else SCALING_OF_VARIANT[variant]
-        sft = {**prof.sft, **prof.sft_overrides.get(variant, {})}
+        sft = {**prof.sft, **prof.sft_overrides.get(variant, {}), **(prof.nope_sft_overrides if protocol == NOPE else {})}
         tc = TrainConfig(model=_model_config(prof, scaling, protocol), task="needle_sft", seed=seed,
                          betas=(0.9, 0.999), weight_decay=0.0, schedule="cosine", min_lr_ratio=0.0,
                          n_digits=prof.n_digits, **sft)
