@@ -29,8 +29,9 @@ def _rotate_then_multiply(x, cos, sin, factor):
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1) * factor
 
 
-def test_folded_rope_is_rotate_then_multiply_with_its_gradients():
-    x, cos, sin, factor = _inputs()  # float64 throughout
+@pytest.mark.parametrize("batch", [1, 2])
+def test_folded_rope_is_rotate_then_multiply_with_its_gradients(batch):
+    x, cos, sin, factor = _inputs(B=batch)  # float64 throughout
     folded = apply_rope_scaled(x, cos, sin, factor)
     reference = _rotate_then_multiply(x, cos, sin, factor)
     assert torch.allclose(folded, reference, rtol=1e-12, atol=1e-12)

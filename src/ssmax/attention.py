@@ -71,10 +71,10 @@ class QueryScale(nn.Module):
         else:
             base = torch.log(n) if log_n is None else log_n
         s = torch.ones(self.n_head, device=base.device) if self.scaling == "ssmax_fixed" else self.s.float()
-        factor = s[:, None] * base[None, :]
+        factor = s[:, None, None] * base[None, :, None]
         if hasattr(self, "b"):
-            factor = factor + self.b.float()[:, None]
-        return factor[:, :, None]
+            factor = factor + self.b.float()[:, None, None]
+        return factor
 
     def extra_repr(self) -> str:
         return f"scaling={self.scaling!r}, n_head={self.n_head}"

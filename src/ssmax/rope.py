@@ -68,6 +68,8 @@ class _RopeScaled(torch.autograd.Function):
         unrotated = torch.cat((g1 * cos + g2 * sin, g2 * cos - g1 * sin), dim=-1)  # R^T g
         grad_factor = None
         if ctx.needs_input_grad[3]:
-            grad_factor = (unrotated * x.to(work)).sum(-1, keepdim=True).sum_to_size(factor.shape).to(factor.dtype)
+            per_query = (unrotated * x.to(work)).sum(-1, keepdim=True)  # (B, H, T, 1)
+            one_batch = per_query.shape[0] == 1 and factor.dim() == 3  # then no sum over the batch
+            grad_factor = (per_query[0] if one_batch else per_query.sum_to_size(factor.shape)).to(factor.dtype)
         grad_x = (unrotated * factor).to(x.dtype) if ctx.needs_input_grad[0] else None
         return grad_x, None, None, grad_factor
