@@ -29,6 +29,7 @@ def _layer_inputs(T: int = 64) -> bench.LayerInputs:
 def test_every_ssmax_row_computes_the_same_attention():
     inputs = _layer_inputs()
     fused = bench.attention(inputs, "ssmax_fused")
+    assert torch.equal(fused, bench.attention(inputs, "ssmax_frozen_s"))  # the same forward, no gradient for s
     assert torch.allclose(fused, bench.attention(inputs, "ssmax_explicit"), atol=1e-5)
     assert not torch.allclose(fused, bench.attention(inputs, "softmax"), atol=1e-3)
 
