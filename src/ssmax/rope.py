@@ -38,11 +38,17 @@ def apply_rope_scaled(x: Tensor, cos: Tensor, sin: Tensor, factor: Tensor) -> Te
 
     RoPE is linear, so rope(x) * f = x1 (cos f) - x2 (sin f) | x1 (sin f) + x2 (cos f): the
     per-head, per-position factor f (H, T, 1) scales the (T, D/2) tables, not a (B, H, T, D)
-    tensor, and no pass over the queries is added. The backward pass is written out (see
-    `_RopeScaled`) so the factor's gradient costs one product and one reduction more than
-    softmax's RoPE, instead of autograd's generic backward through four scaled-table products.
+    tensor, and no pass over the queries is added. Forward and backward are written out (see
+    `_RopeScaled`): fused multiply-adds, and for the factor's gradient one product and one
+    reduction, instead of autograd's generic backward through four scaled-table products.
+    Computed in float32 (float64 for float64 input), like `apply_rope`; not bit-identical to
+    rotating, then multiplying (the rounding differs).
     """
     return _RopeScaled.apply(x, cos, sin, factor)
+
+
+def _working(t: Tensor) -> Tensor:
+    return t if t.dtype in (torch.float32, torch.float64) else t.float()
 
 
 class _RopeScaled(torch.autograd.Function):
@@ -51,24 +57,24 @@ class _RopeScaled(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, cos: Tensor, sin: Tensor, factor: Tensor) -> Tensor:
-        half = x.shape[-1] // 2
-        work = torch.promote_types(x.dtype, torch.float32)  # float32, or float64 for float64 input
-        x1, x2 = x[..., :half].to(work), x[..., half:].to(work)
-        cos_f, sin_f = cos * factor, sin * factor  # (H, T, D/2)
-        rotated = torch.cat((x1 * cos_f - x2 * sin_f, x1 * sin_f + x2 * cos_f), dim=-1)
         ctx.save_for_backward(x, cos, sin, factor)
+        half = x.shape[-1] // 2
+        xw = _working(x)
+        x1, x2 = xw[..., :half], xw[..., half:]
+        cos_f, sin_f = cos * factor, sin * factor  # (H, T, D/2)
+        rotated = torch.cat((torch.addcmul(x1 * cos_f, x2, sin_f, value=-1), torch.addcmul(x1 * sin_f, x2, cos_f)), dim=-1)
         return rotated.to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         x, cos, sin, factor = ctx.saved_tensors
         half = grad.shape[-1] // 2
-        work = torch.promote_types(x.dtype, torch.float32)
-        g1, g2 = grad[..., :half].to(work), grad[..., half:].to(work)
-        unrotated = torch.cat((g1 * cos + g2 * sin, g2 * cos - g1 * sin), dim=-1)  # R^T g
+        gw = _working(grad)
+        g1, g2 = gw[..., :half], gw[..., half:]
+        unrotated = torch.cat((torch.addcmul(g1 * cos, g2, sin), torch.addcmul(g2 * cos, g1, sin, value=-1)), dim=-1)  # R^T g
         grad_factor = None
         if ctx.needs_input_grad[3]:
-            per_query = (unrotated * x.to(work)).sum(-1, keepdim=True)  # (B, H, T, 1)
+            per_query = (unrotated * _working(x)).sum(-1, keepdim=True)  # (B, H, T, 1)
             one_batch = per_query.shape[0] == 1 and factor.dim() == 3  # then no sum over the batch
             grad_factor = (per_query[0] if one_batch else per_query.sum_to_size(factor.shape)).to(factor.dtype)
         grad_x = (unrotated * factor).to(x.dtype) if ctx.needs_input_grad[0] else None
