@@ -36,6 +36,8 @@ def test_folded_rope_is_rotate_then_multiply_with_its_gradients(batch):
     reference = _rotate_then_multiply(x, cos, sin, factor)
     assert torch.allclose(folded, reference, rtol=1e-12, atol=1e-12)
     assert torch.allclose(folded, apply_rope(x, cos, sin) * factor, atol=1e-5)  # the model's RoPE (float32)
+    with torch.no_grad():  # decoding and evaluation skip the autograd function: the same numbers
+        assert torch.equal(apply_rope_scaled(x, cos, sin, factor), folded)
     g = torch.randn_like(folded)
     gx, gf = torch.autograd.grad(folded, (x, factor), g)
     rx, rf = torch.autograd.grad(reference, (x, factor), g)

@@ -29,6 +29,7 @@ import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Optional
@@ -310,6 +311,16 @@ def compile_throughput(device: torch.device, steps: int) -> dict:
             "mode": "default", "torch_version": torch.__version__}
 
 
+def compile_in_fresh_process(device: torch.device, steps: int) -> dict:
+    """`compile_throughput` in a new process with an empty inductor cache, so that the compile
+    time is a cold start's (torch.compile caches compiled graphs on disk between processes)."""
+    with tempfile.TemporaryDirectory(prefix="ssmax-inductor-") as cache:
+        env = {**os.environ, "TORCHINDUCTOR_CACHE_DIR": cache}
+        out = subprocess.run([sys.executable, "-m", "ssmax.bench", "--device", device.type, "--compile-case", str(steps)],
+                             capture_output=True, text=True, check=True, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def matmul_peak(device: torch.device, size: int = 2048, reps: int = 10) -> float:
     a = torch.randn(size, size, device=device)
     b = torch.randn(size, size, device=device)
@@ -332,6 +343,7 @@ def main(argv=None) -> int:
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile section (minutes on CPU)")
     parser.add_argument("--memory-case", nargs=2, metavar=("IMPL", "T"), help=argparse.SUPPRESS)
     parser.add_argument("--time-case", nargs="+", metavar="T IMPL", help=argparse.SUPPRESS)
+    parser.add_argument("--compile-case", type=int, metavar="STEPS", help=argparse.SUPPRESS)
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--head-dim", type=int, default=32)
     parser.add_argument("--reps", type=int, default=5, help="least number of timed calls per case")
@@ -344,6 +356,9 @@ def main(argv=None) -> int:
         if impl not in IMPLS:
             parser.error(f"IMPL must be one of {IMPLS}; got {impl!r}")
         print(json.dumps(peak_memory_case(impl, T, device, args.heads, args.head_dim)))
+        return 0
+    if args.compile_case is not None:
+        print(json.dumps(compile_throughput(device, args.compile_case)))
         return 0
     if args.time_case:
         T, impls = int(args.time_case[0]), args.time_case[1:]
@@ -362,11 +377,11 @@ def main(argv=None) -> int:
                         min_time_s=0.0 if args.quick else args.min_time)
     print("whole-model training and decoding ...", file=sys.stderr, flush=True)
     train = training_throughput(device, 3 if args.quick else 30)
-    decode = decode_throughput(device, new_tokens=8 if args.quick else 128, rounds=1 if args.quick else 5)
+    decode = decode_throughput(device, new_tokens=8 if args.quick else 128, rounds=1 if args.quick else 9)
     compiled = None
     if not (args.quick or args.no_compile):
         print("torch.compile (compiling takes a while) ...", file=sys.stderr, flush=True)
-        compiled = compile_throughput(device, 20)
+        compiled = compile_in_fresh_process(device, 20)
     peak = matmul_peak(device)
     env = store.environment(device, time.perf_counter() - t0)
     env["load_average_1min"] = {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)}

@@ -44,11 +44,22 @@ def apply_rope_scaled(x: Tensor, cos: Tensor, sin: Tensor, factor: Tensor) -> Te
     Computed in float32 (float64 for float64 input), like `apply_rope`; not bit-identical to
     rotating, then multiplying (the rounding differs).
     """
-    return _RopeScaled.apply(x, cos, sin, factor)
+    if torch.is_grad_enabled() and (x.requires_grad or factor.requires_grad):
+        return _RopeScaled.apply(x, cos, sin, factor)
+    return _rotate_scaled(x, cos, sin, factor)  # decoding, evaluation: no autograd bookkeeping
 
 
 def _working(t: Tensor) -> Tensor:
     return t if t.dtype in (torch.float32, torch.float64) else t.float()
+
+
+def _rotate_scaled(x: Tensor, cos: Tensor, sin: Tensor, factor: Tensor) -> Tensor:
+    half = x.shape[-1] // 2
+    xw = _working(x)
+    x1, x2 = xw[..., :half], xw[..., half:]
+    cos_f, sin_f = cos * factor, sin * factor  # (H, T, D/2)
+    rotated = torch.cat((torch.addcmul(x1 * cos_f, x2, sin_f, value=-1), torch.addcmul(x1 * sin_f, x2, cos_f)), dim=-1)
+    return rotated.to(x.dtype)
 
 
 class _RopeScaled(torch.autograd.Function):
@@ -58,12 +69,7 @@ class _RopeScaled(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, cos: Tensor, sin: Tensor, factor: Tensor) -> Tensor:
         ctx.save_for_backward(x, cos, sin, factor)
-        half = x.shape[-1] // 2
-        xw = _working(x)
-        x1, x2 = xw[..., :half], xw[..., half:]
-        cos_f, sin_f = cos * factor, sin * factor  # (H, T, D/2)
-        rotated = torch.cat((torch.addcmul(x1 * cos_f, x2, sin_f, value=-1), torch.addcmul(x1 * sin_f, x2, cos_f)), dim=-1)
-        return rotated.to(x.dtype)
+        return _rotate_scaled(x, cos, sin, factor)
 
     @staticmethod
     def backward(ctx, grad: Tensor):
