@@ -419,17 +419,21 @@ def format_layer_table(result: dict) -> str:
     rows = result["attention_layer"]
     impls = [i for i in IMPLS if any(r["impl"] == i for r in rows)]
     by = {(r["impl"], r["T"]): r for r in rows}
-    lines = ["attention layer (RoPE on q and k, then attention), forward + backward: median ms / peak MB, "
-             "and time relative to softmax",
-             f"{'T':>6s} " + " ".join(f"{impl:>29s}" for impl in impls)]
-    for T in sorted({r["T"] for r in rows}):
+    lengths = sorted({r["T"] for r in rows})
+    header = f"{'T':>6s}" + "".join(f"{impl:>17s}" for impl in impls)
+    lines = ["attention layer (RoPE on q and k, then attention), forward + backward: median ms (x time of softmax)",
+             header]
+    for T in lengths:
         cells = []
         for impl in impls:
             r = by[(impl, T)]
             ratio = _ratio(r, by[("softmax", T)])
-            cells.append(f"{'skipped':>29s}" if ratio is None
-                         else f"{r['median_ms']:9.2f} / {r['peak_mb']:7.1f} (x{ratio:5.3f})")
-        lines.append(f"{T:6d} " + " ".join(cells))
+            cells.append(f"{'skipped':>17s}" if ratio is None else f"{r['median_ms']:9.2f} (x{ratio:4.2f})")
+        lines.append(f"{T:6d}" + "".join(cells))
+    lines += ["", "peak memory above the inputs, MB (a fresh process per case)", header]
+    for T in lengths:
+        lines.append(f"{T:6d}" + "".join(f"{'skipped':>17s}" if by[(i, T)]["peak_mb"] is None
+                                         else f"{by[(i, T)]['peak_mb']:17.1f}" for i in impls))
     return "\n".join(lines)
 
 
