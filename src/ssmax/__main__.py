@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--profile", required=True, choices=ex.PROFILES)
     rep.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
     rep.add_argument("--reuse", action="store_true", help="keep current results (resume a reproduce run)")
+    rep.add_argument("--headline", action="store_true",
+                     help="only pretrain, needle-sft and needle-eval of (a) and (b), seed 0")
     return parser
 
 
@@ -74,7 +76,7 @@ def _main(args: argparse.Namespace) -> int:
         if final is not None:
             print(f"final validation loss {final:.4f}")
         return 0
-    times = ex.reproduce(args.profile, device=args.device, force=not args.reuse)
+    times = ex.reproduce(args.profile, device=args.device, force=not args.reuse, headline=args.headline)
     for key, seconds in times.items():
         print(f"{key:32s} {seconds:8.1f} s")
     print(f"{'total':32s} {sum(times.values()):8.1f} s")

@@ -9,7 +9,9 @@ attention", so the fused kernel (`scaled_dot_product_attention`) does the real w
     ssmax_bias   s_h log n + b_h, both learnable            (d)
     learned_pn   s_h p_n + b_h, p_n learnable per position   (Fig. 2), p shared by all layers
 
-n is the number of keys the query sees: past_len + i + 1 for new query i.
+n is the number of keys the query sees: past_len + i + 1 for new query i. With RoPE the factor is
+folded into the queries' rotation tables (`rope.apply_rope_scaled`), so SSMax adds no pass over
+the queries; without RoPE (position="none") it multiplies them.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .functional import causal_key_counts
-from .rope import apply_rope
+from .rope import apply_rope, apply_rope_scaled
 
 SCALINGS = ("softmax", "ssmax", "ssmax_fixed", "ssmax_bias", "learned_pn")
 
@@ -56,8 +58,10 @@ class QueryScale(nn.Module):
         if scaling in ("ssmax_bias", "learned_pn"):
             self.b = nn.Parameter(torch.zeros(n_head))
 
-    def forward(self, n: Tensor, p_n: Optional[Tensor] = None) -> Optional[Tensor]:
-        """Factor of shape (H, T, 1) for key counts n (T,), or None for plain softmax."""
+    def forward(self, n: Optional[Tensor], p_n: Optional[Tensor] = None,
+                log_n: Optional[Tensor] = None) -> Optional[Tensor]:
+        """Factor of shape (H, T, 1) for key counts n (T,), or None for plain softmax.
+        ``log_n`` (= log n, precomputed once per forward for all layers) replaces n if given."""
         if self.scaling == "softmax":
             return None
         if self.scaling == "learned_pn":
@@ -65,12 +69,12 @@ class QueryScale(nn.Module):
                 raise ValueError("scaling='learned_pn' needs the shared per-position p_n")
             base = p_n
         else:
-            base = torch.log(n)
-        s = torch.ones(self.n_head, device=n.device) if self.scaling == "ssmax_fixed" else self.s.float()
-        factor = s[:, None] * base[None, :]
+            base = torch.log(n) if log_n is None else log_n
+        s = torch.ones(self.n_head, device=base.device) if self.scaling == "ssmax_fixed" else self.s.float()
+        factor = s[:, None, None] * base[None, :, None]
         if hasattr(self, "b"):
-            factor = factor + self.b.float()[:, None]
-        return factor[:, :, None]
+            factor = factor + self.b.float()[:, None, None]
+        return factor
 
     def extra_repr(self) -> str:
         return f"scaling={self.scaling!r}, n_head={self.n_head}"
@@ -116,6 +120,16 @@ def explicit_attention_probs(q: Tensor, k: Tensor, query_positions: Tensor) -> T
     return torch.softmax(logits, dim=-1)
 
 
+def position_and_scale(q: Tensor, k: Tensor, cos: Optional[Tensor], sin: Optional[Tensor],
+                       factor: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    """RoPE on q and k (cos None: no positional encoding), with the query factor (H, T, 1), if
+    any, folded into the queries' rotation; without RoPE the factor multiplies q directly."""
+    if cos is None:
+        return (q if factor is None else q * factor.to(q.dtype)), k
+    q = apply_rope(q, cos, sin) if factor is None else apply_rope_scaled(q, cos, sin, factor)
+    return q, apply_rope(k, cos, sin)
+
+
 class CausalSelfAttention(nn.Module):
     def __init__(self, n_embd: int, n_head: int, scaling: str, s_init: float):
         super().__init__()
@@ -139,25 +153,26 @@ class CausalSelfAttention(nn.Module):
         query_scale_fn: Optional[QueryScaleFn] = None,
         impl: str = "fused",
         probe_rows: Optional[Tensor] = None,
+        n: Optional[Tensor] = None,
+        log_n: Optional[Tensor] = None,
     ) -> tuple[Tensor, Optional[Tensor]]:
         """Returns the attention output and, if ``probe_rows`` (absolute query positions) is
-        given, the attention probabilities of those rows, shape (B, H, R, keys)."""
+        given, the attention probabilities of those rows, shape (B, H, R, keys). ``n`` and
+        ``log_n``, the key counts of the queries and their log, are computed here unless the
+        caller passes them (the model computes them once for all layers)."""
         B, T, C = x.shape
         q, k, v = self.qkv(x).view(B, T, 3, self.n_head, self.head_dim).permute(2, 0, 3, 1, 4)
-        if cos is not None:  # None: no positional encoding (NoPE)
-            q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if n is None:
+            n = causal_key_counts(T, past_len, device=x.device)
+        factor = self.query_scale(n, p_n, log_n=log_n)
+        if query_scale_fn is not None:
+            extra = query_scale_fn(n).to(device=x.device, dtype=torch.float32)[None, :, None]
+            factor = extra if factor is None else factor * extra
+        q, k = position_and_scale(q, k, cos, sin, factor)
         if cache is not None:
             k, v = cache.update(layer, k, v)
         if k.shape[2] != past_len + T:
             raise ValueError(f"past_len={past_len} does not match the cache ({k.shape[2] - T} cached tokens)")
-
-        n = causal_key_counts(T, past_len, device=x.device)
-        factor = self.query_scale(n, p_n)
-        if query_scale_fn is not None:
-            extra = query_scale_fn(n).to(device=x.device, dtype=torch.float32)[None, :, None]
-            factor = extra if factor is None else factor * extra
-        if factor is not None:
-            q = q * factor.to(q.dtype)
 
         if impl == "fused":
             if past_len == 0:

@@ -34,6 +34,7 @@ from typing import Any, Optional
 import numpy as np
 import torch
 
+from . import distributed
 from . import results as store
 from . import sets_run
 from .baselines import BASELINES, baseline
@@ -136,8 +137,10 @@ PROFILE_SETTINGS: dict[str, Profile] = {
     "gpu": Profile(
         name="gpu",
         model=dict(n_layer=8, n_head=8, n_embd=512, block_size=1024),
-        pretrain=dict(steps=8000, batch_size=32, lr=6e-4, warmup_steps=500, eval_every=250, eval_batches=32,
-                      checkpoint_every=1000, log_every=25),
+        # sized so that the headline path (pretrain a and b, needle-sft and needle-eval of both) fits
+        # 10 minutes of one H100: `python -m ssmax.estimate` shows the FLOP-based estimate
+        pretrain=dict(steps=3000, batch_size=32, lr=6e-4, warmup_steps=300, eval_every=500, eval_batches=8,
+                      checkpoint_every=500, log_every=25),
         seeds=(0, 1, 2),
         switch_fraction=0.15,
         sft=dict(steps=1000, batch_size=32, lr=2e-4, warmup_steps=100, eval_every=100, eval_batches=8,
@@ -152,6 +155,8 @@ PROFILE_SETTINGS: dict[str, Profile] = {
     ),
 }
 
+# what the book's main claims rest on: the gpu profile is sized so that these fit 10 min of one H100
+HEADLINE_EXPERIMENTS = ("pretrain-a", "pretrain-b", "needle-sft-a", "needle-sft-b", "needle-eval-a", "needle-eval-b")
 ROPE_THETA_FACTORS = (1, 50)  # the paper evaluates with theta x 50 and no further training
 # Final weights are stored in float16 (half the size in git); every later stage loads these
 # same files, so all evaluations see the same rounded weights.
@@ -419,11 +424,12 @@ def _run_training(config: ExperimentConfig, profile: str, seed: int, device: tor
     ckpt = store.checkpoints_root() / profile / f"{config.name}--seed{seed}.pt"
     _discard_unusable_checkpoint(ckpt, store.config_hash(config.train))
     outcome = train(config.train, device=device, init_state=init_state, checkpoint_path=ckpt, progress=progress)
-    save_checkpoint(store.weights_path(profile, config.name, seed),
-                    {"model_config": outcome.model.config.to_dict(),
-                     "state_dict": {k: v.detach().cpu().to(WEIGHTS_DTYPE) for k, v in outcome.model.state_dict().items()}},
-                    store.config_hash(config))
-    ckpt.unlink(missing_ok=True)
+    if distributed.is_main():
+        save_checkpoint(store.weights_path(profile, config.name, seed),
+                        {"model_config": outcome.model.config.to_dict(),
+                         "state_dict": {k: v.detach().cpu().to(WEIGHTS_DTYPE) for k, v in outcome.model.state_dict().items()}},
+                        store.config_hash(config))
+        ckpt.unlink(missing_ok=True)
     return outcome.metrics, outcome.timing
 
 
@@ -561,7 +567,11 @@ def run(name: str, profile: str, seed: int = 0, device: str = "auto", force: boo
         progress: bool = True) -> dict:
     """Run one experiment (and, first, any dependency whose results are missing, stale, corrupt
     or whose weights are missing); write and return its results. Current results are reused
-    unless ``force``. Fails at once, naming the folder, if an output folder is not writable."""
+    unless ``force``. Fails at once, naming the folder, if an output folder is not writable.
+
+    Under torchrun every rank calls this: training runs on all ranks (DistributedDataParallel),
+    evaluations on rank 0 alone; rank 0 writes, and the others read only after a barrier."""
+    distributed.setup(device)
     check_experiment(name)
     check_profile(profile)
     check_seed(name, profile, seed)
@@ -578,6 +588,8 @@ def run(name: str, profile: str, seed: int = 0, device: str = "auto", force: boo
     timing: dict = {}
     if config.kind in ("pretrain", "needle_sft"):
         metrics, timing = _run_training(config, profile, seed, dev, progress)
+    elif not distributed.is_main():  # evaluations run on rank 0 alone
+        metrics = None
     elif config.kind == "lengthgen":
         metrics = _run_lengthgen(config, profile, dev)
     elif config.kind == "needle_eval":
@@ -588,17 +600,23 @@ def run(name: str, profile: str, seed: int = 0, device: str = "auto", force: boo
         metrics, timing = _run_set_task(config, profile, seed, dev)
     else:
         metrics = _run_needle_score(config, profile, seed, dev)
-    env = {**store.environment(dev, time.perf_counter() - t0), **{f"train_{k}": v for k, v in timing.items()}}
-    store.save_result(profile, name, seed, config, metrics, env)
+    if distributed.is_main():
+        env = {**store.environment(dev, time.perf_counter() - t0), "world_size": distributed.world_size(),
+               **{f"train_{k}": v for k, v in timing.items()}}
+        store.save_result(profile, name, seed, config, metrics, env)
+    distributed.barrier()  # the other ranks read results and weights only once rank 0 wrote them
     return store.load_result(profile, name, seed, config)
 
 
-def reproduce(profile: str, device: str = "auto", force: bool = True, progress: bool = True) -> dict[str, float]:
-    """Run every experiment of a profile (all seeds); returns the wall time of each run."""
+def reproduce(profile: str, device: str = "auto", force: bool = True, progress: bool = True,
+              headline: bool = False) -> dict[str, float]:
+    """Run every experiment of a profile (all seeds), or with ``headline`` only pretraining,
+    needle fine-tuning and needle evaluation of (a) and (b), seed 0 (see `ssmax.estimate`);
+    returns the wall time of each run."""
     check_profile(profile)
     times = {}
-    for name in list_experiments():
-        for seed in seeds_for(name, profile):
+    for name in HEADLINE_EXPERIMENTS if headline else list_experiments():
+        for seed in seeds_for(name, profile)[:1] if headline else seeds_for(name, profile):
             t0 = time.perf_counter()
             run(name, profile, seed, device=device, force=force, progress=progress)
             times[f"{name}--seed{seed}"] = time.perf_counter() - t0

@@ -198,12 +198,13 @@ class GPT(nn.Module):
         else:  # NoPE: no rotation; a rope_theta passed in has nothing to act on
             cos = sin = None
         n = positions.float() + 1
+        log_n = torch.log(n) if self.config.scaling in ("ssmax", "ssmax_fixed", "ssmax_bias") else None  # once, not per layer
         p_n = self._p_n_for(n)
         x = self.embed(idx)
         maps = []
         for layer, block in enumerate(self.blocks):
             x, probs = block(x, cos=cos, sin=sin, p_n=p_n, cache=cache, past_len=past_len, layer=layer,
-                             query_scale_fn=query_scale_fn, impl=attn_impl, probe_rows=probe_rows)
+                             query_scale_fn=query_scale_fn, impl=attn_impl, probe_rows=probe_rows, n=n, log_n=log_n)
             maps.append(probs)
         logits = self.lm_head(self.norm(x))
         return logits, (maps if probe_rows is not None else None)

@@ -3,7 +3,8 @@
 Language-model pretraining (the paper's Table 2, scaled down) and supervised fine-tuning on the
 needle task (Table 3: loss on the answer digits only). A checkpoint holds the model, optimizer,
 RNG and data-sampler states, the step and the metrics so far, so a rerun after an interruption
-ends with exactly the metrics of an uninterrupted run.
+ends with exactly the metrics of an uninterrupted run. Under torchrun the same loop trains with
+DistributedDataParallel, each process on its share of the global batch (see `distributed`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from . import distributed
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import BatchSampler, load_corpus
 from .needle import Haystack, needle_batch
@@ -191,7 +193,12 @@ def train(
     on_step: Optional[Callable[[int], None]] = None,
 ) -> TrainOutcome:
     """Train from scratch (or from ``init_state`` weights, for fine-tuning); resume from
-    ``checkpoint_path`` if it exists. Returns the model and its metrics."""
+    ``checkpoint_path`` if it exists. Returns the model and its metrics.
+
+    Under torchrun every rank calls this; rank 0 alone evaluates and writes checkpoints, so only
+    its metrics hold the validation numbers."""
+    distributed.check_batch_size(config.batch_size)
+    main = distributed.is_main()
     torch.manual_seed(config.seed)
     model = GPT(GPTConfig(**config.model.to_dict())).to(device)
     if init_state is not None:
@@ -221,7 +228,7 @@ def train(
         running, running_n = ckpt.get("running_loss", (0.0, 0))
 
     def checkpoint(step: int) -> None:
-        if checkpoint_path is not None:
+        if checkpoint_path is not None and main:
             save_checkpoint(checkpoint_path, {
                 "model": model.state_dict(), "optimizer": optimizer.state_dict(), "data": batches.state_dict(),
                 "torch_rng": torch.get_rng_state(), "metrics": metrics, "step": step,
@@ -229,29 +236,34 @@ def train(
 
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     model.train()
+    net = distributed.wrap(model, device)  # the model itself in a single process
     t0 = time.perf_counter()
     last_eval: Optional[dict] = None
-    bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, disable=not progress,
+    bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, disable=not (progress and main),
                desc=f"{config.task} {config.model.scaling}", leave=False, dynamic_ncols=True)
     for step in bar:
         if config.switch_to_ssmax_at is not None and step == config.switch_to_ssmax_at:
             switch_to_ssmax(model)
             _add_switched_parameters(model, optimizer)
+            net = distributed.wrap(model, device)  # DDP must see the new parameters
         lr = learning_rate(config, step)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        x, y, mask = batches.next()
+        x, y, mask = distributed.local_share(*batches.next())  # the whole batch in a single process
         x, y = x.to(device), y.to(device)
         with autocast:
-            loss = batch_loss(model, x, y, None if mask is None else mask.to(device))
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()} at step {step} "
+            loss = batch_loss(net, x, y, None if mask is None else mask.to(device))
+        # every example has the same number of loss positions, so the mean of the ranks' means is
+        # the mean over the global batch
+        global_loss = distributed.global_mean(loss.detach())
+        if not torch.isfinite(global_loss):
+            raise FloatingPointError(f"training loss became {global_loss.item()} at step {step} "
                                      f"(lr {lr:.3g}); lower the learning rate or check the data")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
-        running += loss.item()
+        running += global_loss.item()
         running_n += 1
         done = step + 1
         if done % config.log_every == 0 or done == config.steps:
@@ -260,7 +272,7 @@ def train(
             metrics["lr"].append(lr)
             bar.set_postfix(loss=f"{running / running_n:.3f}")
             running, running_n = 0.0, 0
-        if done % config.eval_every == 0 or done == config.steps:
+        if main and (done % config.eval_every == 0 or done == config.steps):
             ev = last_eval = evaluate_batches(model, batches.val, device)
             metrics["eval_steps"].append(done)
             metrics["val_loss"].append(ev["val_loss"])
@@ -275,20 +287,21 @@ def train(
     if config.steps == 0 and config.switch_to_ssmax_at == 0:
         switch_to_ssmax(model)
     # the loop's last step already evaluated the final weights, unless there was no step to run
-    final = last_eval if last_eval is not None else evaluate_batches(model, batches.val, device)
+    final = last_eval if last_eval is not None or not main else evaluate_batches(model, batches.val, device)
     wall = elapsed + time.perf_counter() - t0
     tokens = max(0, config.steps - start_step) * config.batch_size * config.model.block_size
     timing = {
         "wall_time_s": wall,
         "train_tokens_per_s": tokens / max(1e-9, time.perf_counter() - t0) if tokens else None,
     }
+    if final is not None:
+        metrics["final_val_loss"] = final["val_loss"]
     metrics.update({
-        "final_val_loss": final["val_loss"],
         "n_parameters": model.num_parameters(),
         "scaling_after_training": model.config.scaling,
         **{f"learned_{k}": v.tolist() for k, v in model.scale_parameters().items()},
     })
-    if "val_exact" in final:
+    if final is not None and "val_exact" in final:
         metrics["final_val_exact"] = final["val_exact"]
     if model.p_n is not None:
         metrics["learned_p_n"] = model.p_n.detach().cpu().tolist()
