@@ -218,3 +218,56 @@ def test_notebook_parameters_are_checked(kwargs, message):
 def test_bad_train_config_names_the_parameter(overrides, message):
     with pytest.raises(ValueError, match=message):
         _tiny_train_config(**overrides)
+
+
+def test_needle_fine_tuning_halves_its_rate_until_validation_accepts_it(tmp_path, monkeypatch):
+    """The learning-rate ladder is a rule on validation data: with a target no run can reach,
+    every rung is tried at half the previous rate, each is recorded, and the best is kept."""
+    monkeypatch.setenv("SSMAX_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("SSMAX_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    smoke = ex.PROFILE_SETTINGS["smoke"]
+    monkeypatch.setitem(ex.PROFILE_SETTINGS, "smoke",
+                        dataclasses.replace(smoke, sft_halvings=1, sft_target_exact=1.01))
+    result = ex.run("needle-sft-a", "smoke", 0, device="cpu", progress=False)
+    tries = result["metrics"]["lr_tries"]
+    assert [t["lr"] for t in tries] == pytest.approx([smoke.sft["lr"], smoke.sft["lr"] / 2])
+    exacts = [t["final_val_exact"] for t in tries]
+    assert result["metrics"]["lr_chosen"] == tries[exacts.index(max(exacts))]["lr"]
+    assert result["metrics"]["final_val_exact"] == max(exacts)
+    assert not list((tmp_path / "checkpoints").rglob("*.pt")), "the ladder's checkpoints are removed at its end"
+
+
+def test_the_ladder_keeps_the_first_rate_that_reaches_the_target():
+    tries = [{"final_val_exact": 0.5}, {"final_val_exact": 0.95}, {"final_val_exact": 1.0}]
+    assert ex._ladder_choice(tries, 0.9) == 1
+    assert ex._ladder_choice(tries[:1] + [{"final_val_exact": 0.4}], 0.9) == 0
+    assert ex._ladder_choice([{"final_val_exact": None}, {"final_val_exact": 0.1}], 0.9) == 1
+
+
+def test_reproduce_with_several_jobs_writes_the_same_results(results_dir, tmp_path):
+    """`reproduce --jobs 2` deals independent runs to 2 processes; every results file holds the
+    same metrics (same checksum) as the one-process reproduce of the session fixture."""
+    proc = ssmax_cli(["reproduce", "--profile", "smoke", "--jobs", "2"], smoke_env(tmp_path), timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    one = {p.name: json.loads(p.read_text())["metrics_sha256"] for p in (results_dir / "smoke").glob("*.json")}
+    two = {p.name: json.loads(p.read_text())["metrics_sha256"]
+           for p in (tmp_path / "results" / "smoke").glob("*.json")}
+    assert one and one == two
+
+
+def test_parallel_groups_keep_every_run_with_what_it_loads():
+    from ssmax import parallel
+    shares = parallel.deal("cpu", 4)
+    where = {key: i for i, share in enumerate(shares) for key in share}
+    assert sorted(where) == sorted(parallel.run_keys("cpu"))
+    for (name, seed), i in where.items():
+        for dep in ex.experiment_config(name, "cpu", seed).depends_on:
+            dep_name, dep_seed = dep.rsplit("--seed", 1)
+            assert where[dep_name, int(dep_seed)] == i, f"{name} seed {seed} apart from {dep}"
+
+
+@pytest.mark.parametrize("args, message", [(["--jobs", "0"], "jobs must be a positive integer"),
+                                           (["--jobs", "2", "--headline"], "--jobs runs the whole profile")])
+def test_reproduce_jobs_bad_input(tmp_path, args, message):
+    proc = ssmax_cli(["reproduce", "--profile", "smoke", *args], smoke_env(tmp_path))
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr

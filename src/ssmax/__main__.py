@@ -14,13 +14,14 @@ import sys
 import time
 
 from . import experiments as ex
+from . import parallel
 from .checkpoint import CheckpointError
 from .data import CorpusChecksumError
 from .device import DEVICE_CHOICES
 from .results import ResultsError, result_path
 
 # errors whose message is the whole story: shown as one line, without a traceback
-USER_ERRORS = (ValueError, ResultsError, CheckpointError, CorpusChecksumError, OSError, FloatingPointError)
+USER_ERRORS = (ValueError, parallel.WorkerFailed, ResultsError, CheckpointError, CorpusChecksumError, OSError, FloatingPointError)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -39,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     rep.add_argument("--reuse", action="store_true", help="keep current results (resume a reproduce run)")
     rep.add_argument("--headline", action="store_true",
                      help="only pretrain, needle-sft and needle-eval of (a) and (b), seed 0")
+    rep.add_argument("--jobs", type=int, default=1,
+                     help="worker processes for runs that share no weights (small models on a GPU "
+                          "or many cores); results are those of one process")
     return parser
 
 
@@ -76,10 +80,16 @@ def _main(args: argparse.Namespace) -> int:
         if final is not None:
             print(f"final validation loss {final:.4f}")
         return 0
-    times = ex.reproduce(args.profile, device=args.device, force=not args.reuse, headline=args.headline)
+    if args.jobs != 1:
+        if args.headline:
+            raise ValueError("--jobs runs the whole profile; leave out --headline or --jobs")
+        times = parallel.reproduce_parallel(args.profile, args.jobs, device=args.device, force=not args.reuse)
+    else:
+        times = ex.reproduce(args.profile, device=args.device, force=not args.reuse, headline=args.headline)
     for key, seconds in times.items():
         print(f"{key:32s} {seconds:8.1f} s")
-    print(f"{'total':32s} {sum(times.values()):8.1f} s")
+    print(f"{'wall' if args.jobs != 1 else 'total':32s} "
+          f"{(max if args.jobs != 1 else sum)(times.values()):8.1f} s")
     return 0
 
 

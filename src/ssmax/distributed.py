@@ -63,6 +63,16 @@ def is_main() -> bool:
     return rank() == 0
 
 
+def from_main(value):
+    """Rank 0's value of a (picklable) object on every rank: decisions taken on rank 0's
+    evaluation, such as a learning-rate ladder's next step, must be the same everywhere."""
+    if not dist.is_initialized():
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier() -> None:
     if dist.is_initialized():
         dist.barrier()

@@ -26,6 +26,8 @@ bias, (e) (a) switched to SSMax after pretraining, (f) switched for the last par
 
 from __future__ import annotations
 
+import dataclasses
+
 import sys
 import time
 from dataclasses import dataclass, field
@@ -85,6 +87,13 @@ class Profile:
     # wall-time budget of the whole profile on its intended machine (None: not set); the
     # appendix compares the recorded run times against it
     time_budget_min: Optional[float] = None
+    # The rule, fixed before any result, that picks a fine-tuning learning rate on validation
+    # data: a needle fine-tuning that ends below ``sft_target_exact`` validation exact match is
+    # trained again from the same pretrained weights at half the rate, at most ``sft_halvings``
+    # times; the first rate that reaches the target is kept, else the rate with the highest final
+    # validation exact match. Every try is recorded in the results (``lr_tries``).
+    sft_halvings: int = 0
+    sft_target_exact: float = 0.9
 
 
 PROFILE_SETTINGS: dict[str, Profile] = {
@@ -132,6 +141,7 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         # 2.06) and at 1e-3 (1.49), 0.12 and still rising at 3e-4 (0.75): the lowest rate of that
         # ladder, for both NoPE variants (probes on validation data only; not committed)
         nope_sft_overrides=dict(lr=3e-4),
+        sft_halvings=2,
         time_budget_min=180.0,  # on 2 CPU cores
     ),
     "gpu": Profile(
@@ -140,11 +150,11 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         # sized so that the headline path (pretrain a and b, needle-sft and needle-eval of both) fits
         # 10 minutes of one H100: `python -m ssmax.estimate` shows the FLOP-based estimate
         pretrain=dict(steps=3000, batch_size=32, lr=6e-4, warmup_steps=300, eval_every=500, eval_batches=8,
-                      checkpoint_every=500, log_every=25),
+                      checkpoint_every=500, log_every=25, mixed_precision=True),
         seeds=(0, 1, 2),
         switch_fraction=0.15,
         sft=dict(steps=1000, batch_size=32, lr=2e-4, warmup_steps=100, eval_every=100, eval_batches=8,
-                 checkpoint_every=250, log_every=25),
+                 checkpoint_every=250, log_every=25, mixed_precision=True),
         n_digits=7,
         lengthgen=dict(max_multiple=20, n_documents=64, batch_size=4, heldout_windows=2048),
         needle_eval=dict(multiples=(1, 2, 4, 8, 16), nope_multiples=(1, 2, 4, 8),
@@ -194,7 +204,10 @@ def describe_profile(profile: str) -> str:
         + "".join(f"; ({v}) with {', '.join(f'{k} {x:g}' for k, x in o.items())}"
                   for v, o in prof.sft_overrides.items())
         + (f"; NoPE models with {', '.join(f'{k} {x:g}' for k, x in prof.nope_sft_overrides.items())}"
-           if prof.nope_sft_overrides else ""),
+           if prof.nope_sft_overrides else "")
+        + (f"; a run ending below {prof.sft_target_exact:g} validation exact match is trained again at half "
+           f"the rate (at most {prof.sft_halvings} times; the first rate reaching it is kept, else the best)"
+           if prof.sft_halvings else ""),
     ])
 
 
@@ -344,7 +357,8 @@ def experiment_config(name: str, profile: str, seed: int = 0) -> ExperimentConfi
         tc = TrainConfig(model=_model_config(prof, scaling, protocol), task="needle_sft", seed=seed,
                          betas=(0.9, 0.999), weight_decay=0.0, schedule="cosine", min_lr_ratio=0.0,
                          n_digits=prof.n_digits, **sft)
-        return ExperimentConfig(name, "needle_sft", train=tc, init_from=key, depends_on={key: h})
+        ladder = {"lr_halvings": prof.sft_halvings, "target_val_exact": prof.sft_target_exact}
+        return ExperimentConfig(name, "needle_sft", train=tc, init_from=key, evaluation=ladder, depends_on={key: h})
 
     if n.stage == "lengthgen":
         source = _with_protocol("pretrain", "a" if variant == "baselines" else variant, protocol)
@@ -421,16 +435,48 @@ def _source_model(config: ExperimentConfig, profile: str, device: torch.device) 
 
 def _run_training(config: ExperimentConfig, profile: str, seed: int, device: torch.device, progress: bool):
     init_state = None if config.init_from is None else _source_model(config, profile, device).state_dict()
-    ckpt = store.checkpoints_root() / profile / f"{config.name}--seed{seed}.pt"
-    _discard_unusable_checkpoint(ckpt, store.config_hash(config.train))
-    outcome = train(config.train, device=device, init_state=init_state, checkpoint_path=ckpt, progress=progress)
+    folder = store.checkpoints_root() / profile
+    halvings = config.evaluation.get("lr_halvings", 0) if config.kind == "needle_sft" else 0
+    tries, outcomes, used = [], [], []
+    for k in range(halvings + 1):
+        train_config = dataclasses.replace(config.train, lr=config.train.lr / 2 ** k)
+        # one checkpoint per try, kept until the ladder ends: an interrupted ladder resumes
+        # in the try it was in, and finished tries are not trained again
+        ckpt = folder / (f"{config.name}--seed{seed}.pt" if k == 0 else f"{config.name}--seed{seed}--lr{k}.pt")
+        used.append(ckpt)
+        _discard_unusable_checkpoint(ckpt, store.config_hash(train_config))
+        outcome = train(train_config, device=device, init_state=init_state, checkpoint_path=ckpt, progress=progress)
+        exact = distributed.from_main(outcome.metrics.get("final_val_exact"))
+        tries.append({"lr": train_config.lr, "final_val_exact": exact,
+                      "final_val_loss": outcome.metrics.get("final_val_loss")})
+        outcomes.append(outcome)
+        if exact is None or exact >= config.evaluation["target_val_exact"]:
+            break
+    best = _ladder_choice(tries, config.evaluation.get("target_val_exact")) if halvings else 0
+    outcome = outcomes[best]
+    metrics = dict(outcome.metrics)
+    if halvings:
+        metrics.update(lr_tries=tries, lr_chosen=tries[best]["lr"])
     if distributed.is_main():
         save_checkpoint(store.weights_path(profile, config.name, seed),
                         {"model_config": outcome.model.config.to_dict(),
                          "state_dict": {k: v.detach().cpu().to(WEIGHTS_DTYPE) for k, v in outcome.model.state_dict().items()}},
                         store.config_hash(config))
-        ckpt.unlink(missing_ok=True)
-    return outcome.metrics, outcome.timing
+        for ckpt in used:
+            ckpt.unlink(missing_ok=True)
+    timing = dict(outcome.timing)
+    timing["wall_time_s"] = sum(o.timing.get("wall_time_s") or 0.0 for o in outcomes)
+    return metrics, timing
+
+
+def _ladder_choice(tries: list[dict], target: Optional[float]) -> int:
+    """The try a learning-rate ladder keeps: the first that reached the target validation exact
+    match, else the one with the highest (the earliest on ties)."""
+    for i, t in enumerate(tries):
+        if t["final_val_exact"] is not None and target is not None and t["final_val_exact"] >= target:
+            return i
+    scores = [t["final_val_exact"] if t["final_val_exact"] is not None else -1.0 for t in tries]
+    return scores.index(max(scores))
 
 
 def _run_lengthgen(config: ExperimentConfig, profile: str, device: torch.device) -> dict:

@@ -119,6 +119,10 @@ def run_command(experiment: str, profile: str, seed: int) -> str:
 
 
 def git_commit() -> Optional[str]:
+    """The commit of the code that ran (``+dirty`` if src/ had changes); SSMAX_GIT_COMMIT names it
+    where the tree was copied without its git folder (a remote machine, a container)."""
+    if os.environ.get("SSMAX_GIT_COMMIT"):
+        return os.environ["SSMAX_GIT_COMMIT"]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                                 text=True, timeout=10).stdout.strip()

@@ -51,6 +51,9 @@ class TrainConfig:
     eval_batches: int = 8
     checkpoint_every: int = 200
     log_every: int = 10
+    # bfloat16 autocast on CUDA (the gpu profile); off, the run trains in float32 on any device,
+    # as the cpu profile's committed results do wherever they were computed
+    mixed_precision: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.model, dict):
@@ -234,7 +237,8 @@ def train(
                 "torch_rng": torch.get_rng_state(), "metrics": metrics, "step": step,
                 "running_loss": (running, running_n), "elapsed_s": elapsed + time.perf_counter() - t0}, key)
 
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
+    autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" and config.mixed_precision
+                else torch.autocast(device.type, enabled=False))
     model.train()
     net = distributed.wrap(model, device)  # the model itself in a single process
     t0 = time.perf_counter()
