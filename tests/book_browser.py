@@ -7,7 +7,7 @@ Used by ``tests/test_book.py`` and from the command line:
 
 ``check`` prints, for every page of the table of contents at every width, the reader-facing
 problems (`problems`); ``screenshots`` saves one full-page PNG per page and width, named
-``<page>-<width>.png`` (e.g. ``notebooks_04_length_generalization-390.png``).
+``<page>-<width>.png`` (e.g. ``notebooks_05_length_generalization-390.png``).
 
 The browser is Debian's ``/usr/bin/chromium`` driven through ``/usr/bin/chromedriver``
 (selenium). A width is emulated with the DevTools protocol (``Emulation.setDeviceMetricsOverride``;

@@ -46,8 +46,8 @@ def _notebooks_cli(args: list[str], env: dict) -> subprocess.CompletedProcess:
 
 
 def test_failed_notebook_execution_leaves_the_notebook_byte_identical(tmp_path):
-    copy = tmp_path / "03_pretraining.ipynb"
-    shutil.copy(REPO / "notebooks" / "03_pretraining.ipynb", copy)
+    copy = tmp_path / "04_pretraining.ipynb"
+    shutil.copy(REPO / "notebooks" / "04_pretraining.ipynb", copy)
     before = copy.read_bytes()
     env = smoke_env(tmp_path / "no-results")
 

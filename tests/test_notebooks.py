@@ -57,7 +57,7 @@ def test_notebook_runs_on_fresh_smoke_results(path, results_dir, tmp_path):
     ({"device": "tpu"}, "device must be one of ('auto', 'cpu', 'cuda'); got 'tpu'"),
 ])
 def test_bad_parameter_fails_in_the_first_cells(parameters, message, tmp_path):
-    copy = _copy(REPO / "notebooks" / "03_pretraining.ipynb", tmp_path)
+    copy = _copy(REPO / "notebooks" / "04_pretraining.ipynb", tmp_path)
     before = copy.read_bytes()
     with pytest.raises(NotebookExecutionError) as err:
         execute([copy], parameters)
@@ -72,7 +72,7 @@ def test_missing_results_say_what_to_run(tmp_path, monkeypatch):
     import papermill
 
     monkeypatch.setenv("SSMAX_RESULTS_DIR", str(tmp_path / "no-results"))
-    copy = _copy(REPO / "notebooks" / "03_pretraining.ipynb", tmp_path)
+    copy = _copy(REPO / "notebooks" / "04_pretraining.ipynb", tmp_path)
     with pytest.raises(NotebookExecutionError) as err:
         execute([copy], {"profile": "cpu"})
     assert isinstance(err.value.__cause__, papermill.PapermillExecutionError)
