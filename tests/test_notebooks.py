@@ -28,7 +28,7 @@ def _copy(path: Path, tmp: Path) -> Path:
 
 def test_every_notebook_is_in_the_table_of_contents_and_back():
     toc = yaml.safe_load((REPO / "_toc.yml").read_text())
-    files = {entry["file"] for entry in toc["chapters"]}
+    files = {toc["root"]} | {entry["file"] for part in toc["parts"] for entry in part["chapters"]}
     assert {f"notebooks/{p.stem}" for p in NOTEBOOKS} <= files
     for f in files:
         assert (REPO / f"{f}.ipynb").exists() or (REPO / f"{f}.md").exists(), f
