@@ -1,5 +1,5 @@
 """Inference-time log-n scalings that production models ship, applied to a trained softmax
-model without any training (chapter 4 compares them with training-time SSMax).
+model without any training (chapter 5 compares them with training-time SSMax).
 
 Each returns a `QueryScaleFn`: n (float32 key counts) -> factor multiplying every query.
 """

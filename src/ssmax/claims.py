@@ -115,7 +115,7 @@ def loss_floor(losses: Mapping[str, float], floor_loss: float, what: str = "a mo
     return None
 
 
-# --- chapter 3: pretraining loss (Fig. 4) ----------------------------------------------------
+# --- chapter 4: pretraining loss (Fig. 4) ----------------------------------------------------
 
 def final_losses(results: dict[str, list[dict]], variant: str) -> list[float]:
     """Each seed's final loss at the training length on the common held-out windows (stored
@@ -203,7 +203,7 @@ def learned_pn_is_logarithmic(results: dict[str, list[dict]], skip_first: int = 
                    "one run (seed 0); R^2 on the same points", parts)
 
 
-# --- chapter 4: length generalization (Fig. 5) ------------------------------------------------
+# --- chapter 5: length generalization (Fig. 5) ------------------------------------------------
 
 def _suffix(protocol: str) -> str:
     return f"-{protocol}" if protocol else ""
@@ -308,7 +308,7 @@ def ssmax_vs_inference_scalings(results: dict[str, list[dict]], baselines: tuple
         parts[f"(b) below (a)+{name} over {window} {how}"] = ok
     setting = "no position encoding (NoPE)" if protocol == "nope" else f"theta x{theta}"
     measured = f"mean loss over {window}, {setting}: " + ", ".join(f"{k} {_fmt(np.mean(v))}" for k, v in values.items())
-    return Verdict(f"logn-baselines{_suffix(protocol)}", "beyond the paper (chapter 4)",
+    return Verdict(f"logn-baselines{_suffix(protocol)}", "beyond the paper (chapter 5)",
                    f"training-time SSMax beats inference-time log-n scalings of a softmax model beyond T ({setting})",
                    measured, f"(b) {_range(b)}", parts,
                    inconclusive=_loss_floor_reason(values, context_free_loss(results, protocol)))
@@ -333,14 +333,14 @@ def nope_length_generalization(results: dict[str, list[dict]], train_len: int) -
     measured.append(f"[1,T]: (a) {_fmt(np.mean(within['a']))}, (b) {_fmt(np.mean(within['b']))}")
     floor = context_free_loss(results, "nope")
     last = values[windows[-1][2]]
-    return Verdict("nope-lengthgen", "beyond the paper (chapter 4)",
+    return Verdict("nope-lengthgen", "beyond the paper (chapter 5)",
                    "without position encodings, SSMax (b) generalizes beyond the training length better than softmax (a)",
                    "; ".join(measured) + f"; context-free loss {_fmt(floor)}",
                    f"{len(last['(a)'])} pretraining seed(s) per variant; test documents paired", parts,
                    inconclusive=_loss_floor_reason(last, floor))
 
 
-# --- chapter 5: needle in a haystack (Fig. 6) --------------------------------------------------
+# --- chapter 6: needle in a haystack (Fig. 6) --------------------------------------------------
 
 DIGIT_CHANCE = 1 / 9  # a guessed first digit (the numbers never start with 0)
 BITS_UNIFORM = math.log2(10)  # bits per digit of a uniform guess among the ten digits
@@ -489,12 +489,12 @@ def retrieval_by_protocol(results: dict[str, list[dict]], train_len: int, protoc
         measured.append(f"{m}T: " + "; ".join(cells))
     seeds = {v: len(results[_needle_name(v, suffix)]) for v in ("a", "b", "c") if _needle_name(v, suffix) in results}
     trials = needle_stat(results, _needle_name("a", suffix), train_len, theta, "exact", (multiples[0],)).trials
-    return Verdict(f"retrieval-{protocol}", "beyond the paper (chapter 5)",
+    return Verdict(f"retrieval-{protocol}", "beyond the paper (chapter 6)",
                    f"SSMax (b) retrieves better than softmax (a) beyond T ({words})", " | ".join(measured),
                    f"fine-tuning seeds {seeds}; {trials} trials per seed and length", parts, undecided=undecided)
 
 
-# --- chapter 5: the theta study ------------------------------------------------------------------
+# --- chapter 6: the theta study ------------------------------------------------------------------
 
 def _theta_metrics(results: dict[str, list[dict]], variant: str) -> dict:
     return results[f"theta-study-{variant}"][0]["metrics"]
@@ -550,13 +550,13 @@ def ssmax_at_validation_theta(results: dict[str, list[dict]]) -> Verdict:
         else:
             parts[part] = needle_better(acc["b"], acc["a"])
         measured.append(f"exact at {length // T}T: " + ", ".join(f"({v}) {needle[v]['exact'][i][j]:.2f}" for v in "abc"))
-    return Verdict("theta-best", "beyond the paper (chapter 5)",
+    return Verdict("theta-best", "beyond the paper (chapter 6)",
                    f"at the theta factor chosen on validation data (x{factor}), SSMax beats softmax beyond T",
                    "; ".join(measured), f"one pretraining and fine-tuning seed per variant; "
                    f"{len(docs['a'])} test documents; {trials} needle trials per length", parts, undecided=undecided)
 
 
-# --- chapter 6: where attention goes (Figs. 7-8) ------------------------------------------------
+# --- chapter 7: where attention goes (Figs. 7-8) ------------------------------------------------
 
 def top_scores(results: dict[str, list[dict]], variant: str) -> np.ndarray:
     return np.asarray(results[f"needle-score-{variant}"][0]["metrics"]["random_trials"]["top_score"])

@@ -3,12 +3,12 @@
 A name is ``<stage>-<variant>[-<protocol>]`` (see `list_experiments`, `parse_name`):
 
   pretrain-{a..f}, learned-pn     language-model pretraining (chapters 2-4)
-  needle-sft-{a..f}               fine-tuning on the needle task at theta x1 (chapter 5)
-  lengthgen-{a..f}                per-position loss up to 16x the training length (chapter 4)
-  lengthgen-baselines             inference-time log-n scalings applied to (a) (chapter 4)
-  needle-eval-{a..f}              needle retrieval, context length x depth (chapter 5)
-  needle-score-{a..f}             attention on the needle per layer and head (chapter 6)
-  theta-study-{a,b,c}             loss and retrieval against the RoPE theta factor (chapter 5)
+  needle-sft-{a..f}               fine-tuning on the needle task at theta x1 (chapter 6)
+  lengthgen-{a..f}                per-position loss up to 16x the training length (chapter 5)
+  lengthgen-baselines             inference-time log-n scalings applied to (a) (chapter 5)
+  needle-eval-{a..f}              needle retrieval, context length x depth (chapter 6)
+  needle-score-{a..f}             attention on the needle per layer and head (chapter 7)
+  theta-study-{a,b,c}             loss and retrieval against the RoPE theta factor (chapter 6)
   maxret-<scaling>, keyret-<scaling>-{bounded,unbounded}
                                   set tasks where only n changes ("fading in isolation";
                                   see `ssmax.sets_run`)
@@ -258,7 +258,7 @@ def parse_name(name: str) -> ExperimentName:
 
 
 def budget_group(name: str) -> str:
-    """Which time budget a run counts against: the set tasks have their own (chapter 3)."""
+    """Which time budget a run counts against: the set tasks have their own (chapter 4)."""
     return "set tasks" if check_experiment(name) in sets_run.set_experiment_names() else "language models"
 
 
