@@ -9,13 +9,21 @@ does about half of them, so attention is overestimated. Time = FLOPs / (peak x a
 utilization), per precision: training runs under bfloat16 autocast, evaluations in float32.
 
     python -m ssmax.estimate [--profile gpu]     prints the table (book/reproduce.md shows it)
+    python -m ssmax.estimate --measure           times the profile's training steps on this machine's
+                                                 GPU (bf16 autocast, softmax and SSMax interleaved)
+                                                 and writes data/results/bench/<device>-<profile>.json;
+                                                 the table then shows the measured rate beside the
+                                                 assumed one
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
+import statistics
 import sys
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -24,6 +32,8 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from . import experiments as ex
+from . import results as store
+from .device import DEVICE_CHOICES, pick_device
 from .model import GPT, GPTConfig
 
 HEADLINE = tuple(ex.HEADLINE_EXPERIMENTS)  # `python -m ssmax reproduce --profile gpu --headline` runs them
@@ -154,6 +164,77 @@ def format_estimate(profile: str = "gpu", acc: Accelerator = H100) -> str:
     return "\n".join(lines)
 
 
+def measured_path(profile: str = "gpu"):
+    return store.results_root() / "bench" / f"cuda-{profile}.json"
+
+
+def measure_training(profile: str = "gpu", device: str = "auto", steps: int = 20, warmup: int = 3) -> dict:
+    """Training steps of the profile's pretraining model (its batch and context, AdamW, bf16
+    autocast where the profile asks for it), softmax and SSMax in turn after a warm-up: median
+    step time, tokens/s, and the achieved FLOP rate by the counted FLOPs per token."""
+    dev = pick_device(device)
+    prof = ex.check_profile(profile)
+    B, T = prof.pretrain["batch_size"], prof.model["block_size"]
+    mixed = bool(prof.pretrain.get("mixed_precision")) and dev.type == "cuda"
+    x = torch.randint(0, 256, (B, T + 1), generator=torch.Generator().manual_seed(0)).to(dev)
+    models, opts = {}, {}
+    for scaling in ("softmax", "ssmax"):
+        torch.manual_seed(0)
+        models[scaling] = GPT(GPTConfig(scaling=scaling, **prof.model)).to(dev)
+        opts[scaling] = torch.optim.AdamW(models[scaling].parameters(), lr=1e-4)
+    times: dict[str, list[float]] = {s: [] for s in models}
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
+    for i in range(warmup + steps):
+        for scaling in (list(models) if i % 2 == 0 else list(models)[::-1]):
+            sync()
+            t0 = time.perf_counter()
+            with torch.autocast("cuda", dtype=torch.bfloat16, enabled=mixed):
+                loss = F.cross_entropy(models[scaling](x[:, :-1]).flatten(0, 1).float(), x[:, 1:].flatten())
+            opts[scaling].zero_grad(set_to_none=True)
+            loss.backward()
+            opts[scaling].step()
+            sync()
+            if i >= warmup:
+                times[scaling].append(time.perf_counter() - t0)
+    fpt = flops_per_token(GPTConfig(**prof.model), T, train=True)
+    rows = {s: {"median_step_s": statistics.median(t), "tokens_per_s": B * T / statistics.median(t),
+                "tflops_per_s": B * T * fpt / statistics.median(t) / 1e12, "steps": len(t)}
+            for s, t in times.items()}
+    rows["ssmax"]["ratio_to_softmax"] = statistics.median(a / b for a, b in zip(times["softmax"], times["ssmax"]))
+    from .bench import time_interleaved  # the appendix's interleaved layer timing, at this model's head shape
+
+    heads, head_dim = prof.model["n_head"], prof.model["n_embd"] // prof.model["n_head"]
+    layer = {str(L): time_interleaved(("softmax", "ssmax_fused"), L, dev, heads, head_dim, reps=20)
+             for L in (T, 4 * T, 16 * T)}
+    return {"profile": profile, "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+            "batch_size": B, "block_size": T, "mixed_precision": mixed, "flops_per_token": fpt,
+            "training": rows, "attention_layer": layer,
+            "environment": store.environment(dev, sum(map(sum, times.values())))}
+
+
+def format_measured(profile: str = "gpu") -> str:
+    """The measured training rate (if a GPU measurement is stored) against the assumed one, and
+    the headline path's training time at the measured rate."""
+    path = measured_path(profile)
+    if not path.exists():
+        return f"measured: none yet (python -m ssmax.estimate --measure on a GPU writes {path.name})"
+    m = json.loads(path.read_text())
+    soft, ssm = m["training"]["softmax"], m["training"]["ssmax"]
+    train_tokens = sum(ex.experiment_config(n, profile, 0).train.steps * m["batch_size"] * m["block_size"]
+                       for n in HEADLINE if not n.startswith("needle-eval-"))
+    return (f"measured on {m['device_name']} ({'bf16 autocast' if m['mixed_precision'] else 'float32'}, "
+            f"{soft['steps']} steps each): softmax {soft['tokens_per_s']:,.0f} tokens/s "
+            f"({soft['tflops_per_s']:.0f} TFLOP/s), SSMax {ssm['tokens_per_s']:,.0f} tokens/s "
+            f"(x{ssm['ratio_to_softmax']:.3f} of softmax's rate); the headline path's training steps at "
+            f"softmax's measured rate: {train_tokens / soft['tokens_per_s'] / 60:.1f} min; one attention layer "
+            f"(forward + backward, float32), fused SSMax / softmax time: "
+            + ", ".join(f"x{r['ssmax_fused']['ratio_to_softmax']:.3f} at T = {L}" for L, r in sorted(m["attention_layer"].items(), key=lambda kv: int(kv[0]))))
+
+
 def headline_minutes(profile: str = "gpu", acc: Accelerator = H100) -> float:
     return sum(r.seconds(acc) for r in headline_estimate(profile, acc)) / 60
 
@@ -162,8 +243,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ssmax.estimate", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", default="gpu", choices=ex.PROFILES)
+    parser.add_argument("--measure", action="store_true", help="time training steps on this machine's GPU")
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES)
+    parser.add_argument("--steps", type=int, default=20)
     args = parser.parse_args(argv)
+    if args.measure:
+        if pick_device(args.device).type != "cuda":
+            print("error: --measure times a GPU; this machine has none (or --device cpu was given)", file=sys.stderr)
+            return 2
+        result = measure_training(args.profile, args.device, args.steps)
+        store.write_json_atomic(measured_path(args.profile), result)
+        print(json.dumps(result["training"], indent=1))
     print(format_estimate(args.profile))
+    print(format_measured(args.profile))
     return 0
 
 
