@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+
 import dataclasses
 import math
 from pathlib import Path
@@ -81,3 +83,14 @@ def test_flops_per_token_match_the_six_n_rule_plus_attention():
 def test_the_reproduce_page_shows_the_current_estimate():
     page = (Path(__file__).resolve().parents[1] / "book" / "reproduce.md").read_text()
     assert estimate.format_estimate("gpu") in page, "rerun `python -m ssmax.estimate` and paste it into book/reproduce.md"
+    assert estimate.format_measured("gpu") in page, "rerun `python -m ssmax.estimate` and paste it into book/reproduce.md"
+
+
+def test_the_measured_gpu_rate_is_read_from_its_stored_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("SSMAX_RESULTS_DIR", str(tmp_path))
+    assert estimate.format_measured("gpu").startswith("measured: none yet")
+    result = estimate.measure_training("smoke", "cpu", steps=1, warmup=0)
+    assert result["training"]["softmax"]["tokens_per_s"] > 0 and result["mixed_precision"] is False
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "bench" / "cuda-smoke.json").write_text(json.dumps(result))
+    assert "softmax" in estimate.format_measured("smoke") and "at T = " in estimate.format_measured("smoke")
