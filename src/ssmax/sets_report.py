@@ -227,3 +227,84 @@ def margin_figure(results: dict, settings=SET_SETTINGS, variants=("softmax", "ss
     handles, labels_ = np.atleast_1d(axes)[0].get_legend_handles_labels()
     fig.legend(handles, labels_, loc="outside lower center", ncols=4, fontsize=9)
     return fig
+
+
+# --- Tables for the book (`ssmax.report.Table`: they wrap at a phone's width, unlike the
+# printed tables above, which stay for the command line and the tests).
+
+def validation_table(results: dict):
+    """`validation_summary` as a `report.Table`: accuracy at the training sizes (n = 4..16
+    pooled), seed mean and range, one row per task and trained variant."""
+    from .report import Table
+
+    rows = []
+    for setting in SET_SETTINGS:
+        for variant in ("softmax", "ssmax", "ssmax_fixed", "asentmax"):
+            runs = results[set_experiment(setting, variant)]
+            acc = [sum(r["metrics"]["val"]["correct"]) / sum(r["metrics"]["val"]["trials"]) for r in runs]
+            rows.append([setting, plain_label(variant), f"{np.mean(acc):.3f}", f"{min(acc):.3f} - {max(acc):.3f}"])
+    return Table(["task", "variant", "accuracy", "seed range"], rows)
+
+
+def accuracy_cell(c: Curve, i: int) -> str:
+    """One accuracy: seed mean, +- binomial SE, [min, max] over seeds."""
+    return f"{c.mean[i]:.3f} ±{c.se[i]:.3f} [{c.low[i]:.3f}, {c.high[i]:.3f}]"
+
+
+def accuracy_report_table(results: dict, setting: str, lines=LINES, caption: Optional[str] = None):
+    """`accuracy_table` as a `report.Table`: every line at every test size."""
+    from .report import Table
+
+    first = curve(results, setting, *lines[0])
+    rows = []
+    for variant, ev in lines:
+        c = curve(results, setting, variant, ev)
+        rows.append([plain_label(variant, ev)] + [accuracy_cell(c, i) for i in range(len(c.sizes))])
+    return Table(["variant"] + [f"n = {n:,}" for n in first.sizes], rows, caption=caption)
+
+
+def largest_n_table(results: dict, lines=LINES, settings=SET_SETTINGS):
+    """Accuracy at the largest test size, one column per task: seed mean [min, max over seeds]."""
+    from .report import Table
+
+    rows = []
+    for variant, ev in lines:
+        row = [plain_label(variant, ev)]
+        for setting in settings:
+            c = curve(results, setting, variant, ev)
+            row.append(f"{c.mean[-1]:.3f} [{c.low[-1]:.3f}, {c.high[-1]:.3f}]")
+        rows.append(row)
+    return Table(["variant"] + list(settings), rows)
+
+
+def learned_table(results: dict, settings=SET_SETTINGS):
+    """`learned` for every task as a `report.Table`: seed range of (b)'s s, the gains and the
+    margins at the training sizes."""
+    from .report import Table
+
+    rows = [[setting, what, f"{lo:.3f} - {hi:.3f}"] for setting in settings
+            for what, (lo, hi) in learned(results, setting).items()]
+    return Table(["task", "what", "seed range"], rows)
+
+
+def theory_gap_table(results: dict, settings=SET_SETTINGS, lines=THEORY_LINES):
+    """Measured minus predicted mean target weight (seed means) at every test size."""
+    from .report import Table
+
+    rows, sizes = [], None
+    for setting in settings:
+        for variant, ev in lines:
+            runs = results[set_experiment(setting, variant)]
+            blocks = [r["metrics"] if ev is None else r["metrics"]["eval_variants"][ev] for r in runs]
+            meas = np.mean([b["target_weight"] for b in blocks], axis=0)
+            pred = np.mean([b["theory"]["at_set_sizes"] for b in blocks], axis=0)
+            sizes = blocks[0]["set_sizes"]
+            rows.append([setting, plain_label(variant, ev)] + [f"{d:+.3f}" for d in meas - pred])
+    return Table(["task", "variant"] + [f"n = {n:,}" for n in sizes], rows)
+
+
+def devices(results: dict, names: list[str]) -> str:
+    """The machines the stored runs recorded (``environment.device_name``), e.g. "NVIDIA H200"."""
+    found = sorted({str(r["environment"].get("device_name") or r["environment"].get("device", "unknown"))
+                    for name in names for r in results[name]})
+    return " and ".join(found)
