@@ -494,6 +494,28 @@ def retrieval_by_protocol(results: dict[str, list[dict]], train_len: int, protoc
                    f"fine-tuning seeds {seeds}; {trials} trials per seed and length", parts, undecided=undecided)
 
 
+NEEDLE_PROTOCOL_SHORT = {"paper-theta1": "theta x1 -> theta x1", "paper-theta50": "theta x1 -> theta x50 (paper)",
+                         "theta50": "theta x50 -> theta x50", "nope": "NoPE"}
+
+
+def needle_protocol_stats(results: dict[str, list[dict]], train_len: int, multiples: tuple[int, ...] = (2, 4),
+                          variants: str = "abc") -> list[tuple[str, str, int, dict[str, NeedleStat]]]:
+    """Every needle protocol (`NEEDLE_PROTOCOLS`, in order) x variant x context length (a multiple
+    of T): each measure of `METRIC_WORDS` as a `NeedleStat` (one value per fine-tuning seed,
+    pooled over depths). Variants a protocol lacks (NoPE has no (c)) are left out. The rows of the
+    per-protocol table of chapter 6."""
+    rows = []
+    for protocol, (suffix, theta, _) in NEEDLE_PROTOCOLS.items():
+        for v in variants:
+            name = _needle_name(v, suffix)
+            if name not in results:
+                continue
+            for m in multiples:
+                rows.append((protocol, v, m, {metric: needle_stat(results, name, train_len, theta, metric, (m,))
+                                              for metric in METRIC_WORDS}))
+    return rows
+
+
 # --- chapter 5: the theta study ------------------------------------------------------------------
 
 def _theta_metrics(results: dict[str, list[dict]], variant: str) -> dict:
