@@ -184,6 +184,8 @@ def test_needle_protocol_stats_lists_every_protocol_variant_and_length():
     assert len(rows) == 3 * 3 * 2 + 2 * 2  # NoPE has no (c)
     nope_b_2T = next(st for p, v, m, st in rows if (p, v, m) == ("nope", "b", 2))
     assert nope_b_2T["exact"].per_seed == [0.4] * 3 and set(nope_b_2T) == set(claims.METRIC_WORDS)
+    # a length no run evaluated is left out, not an error
+    assert len(claims.needle_protocol_stats(res, 10, multiples=(2, 16))) == 3 * 3 + 2
 
 
 def test_needle_better_needs_the_seed_spread_and_two_standard_errors():

@@ -502,15 +502,17 @@ def needle_protocol_stats(results: dict[str, list[dict]], train_len: int, multip
                           variants: str = "abc") -> list[tuple[str, str, int, dict[str, NeedleStat]]]:
     """Every needle protocol (`NEEDLE_PROTOCOLS`, in order) x variant x context length (a multiple
     of T): each measure of `METRIC_WORDS` as a `NeedleStat` (one value per fine-tuning seed,
-    pooled over depths). Variants a protocol lacks (NoPE has no (c)) are left out. The rows of the
-    per-protocol table of chapter 6."""
+    pooled over depths). Variants a protocol lacks (NoPE has no (c)) and lengths a run did not
+    evaluate (the smoke profile has no 2T) are left out. The rows of the per-protocol table of
+    chapter 6."""
     rows = []
     for protocol, (suffix, theta, _) in NEEDLE_PROTOCOLS.items():
         for v in variants:
             name = _needle_name(v, suffix)
             if name not in results:
                 continue
-            for m in multiples:
+            evaluated = {c // train_len for c in results[name][0]["metrics"][f"theta_x{theta}"]["context_lengths"]}
+            for m in (m for m in multiples if m in evaluated):
                 rows.append((protocol, v, m, {metric: needle_stat(results, name, train_len, theta, metric, (m,))
                                               for metric in METRIC_WORDS}))
     return rows
