@@ -324,3 +324,14 @@ def test_set_task_verdicts_cover_every_setting():
     assert len({v.claim_id for v in verdicts}) == 7
     with pytest.raises(ValueError, match="setting must be one of"):
         claims.set_experiment("sort", "ssmax")
+
+
+def test_attention_and_answer_counts_focused_trials_and_their_answers():
+    top = np.array([0.9, 0.8, 0.6, 0.2, 0.1, 0.05])
+    res = {"needle-score-b": [{"metrics": {"random_trials": {
+        "top_score": top.tolist(), "bits_per_digit": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        "outcomes": ["correct", "first_digit", "wrong", "first_digit", "wrong", "wrong"]}}}]}
+    s = claims.attention_and_answer(res, "b")
+    assert (s["trials"], s["correct"], s["focused"]) == (6, 1, 3)
+    assert s["first_if_focused"] == pytest.approx(2 / 3) and s["first_otherwise"] == pytest.approx(1 / 3)
+    assert s["rank_corr_bits"] == pytest.approx(-1.0)

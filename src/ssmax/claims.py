@@ -602,6 +602,29 @@ def paired_majority(x: np.ndarray, y: np.ndarray) -> tuple[float, bool]:
     return wins, wins > majority_threshold(x.size)
 
 
+def rank_correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation (ties broken by order; the scores here are continuous)."""
+    rx, ry = (np.argsort(np.argsort(np.asarray(v))) for v in (x, y))
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def attention_and_answer(results: dict[str, list[dict]], variant: str, threshold: float = 0.5) -> dict:
+    """Does attention on the needle go with a right answer? For one variant's random needle-score
+    trials (``needle-score-{variant}``): the trials, the correct answers, the trials whose top
+    head puts at least ``threshold`` of its attention on the number (``focused``), the share of
+    those, and of the others, whose first digit is right (a correct answer counts), and the rank
+    correlation of the top needle score with bits per digit (negative: more attention, less
+    wrong)."""
+    t = results[f"needle-score-{variant}"][0]["metrics"]["random_trials"]
+    top, bits, outcomes = np.asarray(t["top_score"]), np.asarray(t["bits_per_digit"]), np.asarray(t["outcomes"])
+    focused = top >= threshold
+    first = np.isin(outcomes, ("correct", "first_digit"))
+    share = lambda sel: float(first[sel].mean()) if sel.any() else float("nan")
+    return {"trials": int(top.size), "correct": int((outcomes == "correct").sum()), "focused": int(focused.sum()),
+            "first_if_focused": share(focused), "first_otherwise": share(~focused),
+            "rank_corr_bits": rank_correlation(top, bits)}
+
+
 def attention_on_needle(results: dict[str, list[dict]]) -> Verdict:
     """Figs. 7-8: (b)'s top needle score exceeds (a)'s in most trials; each of (c)-(f) is above
     (a) and below (b) in most trials. The trials are paired (the same needles and haystacks for
