@@ -171,6 +171,23 @@ def test_retrieval_by_protocol_holds_fails_and_cannot_tell():
     assert v.verdict == claims.INCONCLUSIVE and not v.parts
 
 
+def test_needle_protocol_stats_lists_every_protocol_variant_and_length():
+    seeds = lambda e: [_grid([1, e, 0.0], [1, 0.5, 0.2], [0.1, 2.0, 4.0]) for _ in range(3)]
+    res = _protocol_results({"a": seeds(0.1), "b": seeds(0.3), "c": seeds(0.2)})
+    for name, runs in _protocol_results({"a": seeds(0.1), "b": seeds(0.3), "c": seeds(0.2)}, theta=50).items():
+        for run, other in zip(res[name], runs):  # the paper's models are tested at theta x1 and x50
+            run["metrics"].update(other["metrics"])
+    res.update(_protocol_results({"a": seeds(0.1), "b": seeds(0.3), "c": seeds(0.2)}, "-theta50", theta=50))
+    res.update(_protocol_results({"a": seeds(0.1), "b": seeds(0.4)}, "-nope"))
+    rows = claims.needle_protocol_stats(res, 10)
+    assert [(p, v, m) for p, v, m, _ in rows][:2] == [("paper-theta1", "a", 2), ("paper-theta1", "a", 4)]
+    assert len(rows) == 3 * 3 * 2 + 2 * 2  # NoPE has no (c)
+    nope_b_2T = next(st for p, v, m, st in rows if (p, v, m) == ("nope", "b", 2))
+    assert nope_b_2T["exact"].per_seed == [0.4] * 3 and set(nope_b_2T) == set(claims.METRIC_WORDS)
+    # a length no run evaluated is left out, not an error
+    assert len(claims.needle_protocol_stats(res, 10, multiples=(2, 16))) == 3 * 3 + 2
+
+
 def test_needle_better_needs_the_seed_spread_and_two_standard_errors():
     y = claims.NeedleStat([0.40, 0.50, 0.45], 100, 0.029)
     assert claims.needle_better(claims.NeedleStat([0.70, 0.72, 0.68], 100, 0.026), y)
@@ -307,3 +324,14 @@ def test_set_task_verdicts_cover_every_setting():
     assert len({v.claim_id for v in verdicts}) == 7
     with pytest.raises(ValueError, match="setting must be one of"):
         claims.set_experiment("sort", "ssmax")
+
+
+def test_attention_and_answer_counts_focused_trials_and_their_answers():
+    top = np.array([0.9, 0.8, 0.6, 0.2, 0.1, 0.05])
+    res = {"needle-score-b": [{"metrics": {"random_trials": {
+        "top_score": top.tolist(), "bits_per_digit": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        "outcomes": ["correct", "first_digit", "wrong", "first_digit", "wrong", "wrong"]}}}]}
+    s = claims.attention_and_answer(res, "b")
+    assert (s["trials"], s["correct"], s["focused"]) == (6, 1, 3)
+    assert s["first_if_focused"] == pytest.approx(2 / 3) and s["first_otherwise"] == pytest.approx(1 / 3)
+    assert s["rank_corr_bits"] == pytest.approx(-1.0)

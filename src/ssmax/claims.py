@@ -494,6 +494,30 @@ def retrieval_by_protocol(results: dict[str, list[dict]], train_len: int, protoc
                    f"fine-tuning seeds {seeds}; {trials} trials per seed and length", parts, undecided=undecided)
 
 
+NEEDLE_PROTOCOL_SHORT = {"paper-theta1": "theta x1 -> theta x1", "paper-theta50": "theta x1 -> theta x50 (paper)",
+                         "theta50": "theta x50 -> theta x50", "nope": "NoPE"}
+
+
+def needle_protocol_stats(results: dict[str, list[dict]], train_len: int, multiples: tuple[int, ...] = (2, 4),
+                          variants: str = "abc") -> list[tuple[str, str, int, dict[str, NeedleStat]]]:
+    """Every needle protocol (`NEEDLE_PROTOCOLS`, in order) x variant x context length (a multiple
+    of T): each measure of `METRIC_WORDS` as a `NeedleStat` (one value per fine-tuning seed,
+    pooled over depths). Variants a protocol lacks (NoPE has no (c)) and lengths a run did not
+    evaluate (the smoke profile has no 2T) are left out. The rows of the per-protocol table of
+    chapter 6."""
+    rows = []
+    for protocol, (suffix, theta, _) in NEEDLE_PROTOCOLS.items():
+        for v in variants:
+            name = _needle_name(v, suffix)
+            if name not in results:
+                continue
+            evaluated = {c // train_len for c in results[name][0]["metrics"][f"theta_x{theta}"]["context_lengths"]}
+            for m in (m for m in multiples if m in evaluated):
+                rows.append((protocol, v, m, {metric: needle_stat(results, name, train_len, theta, metric, (m,))
+                                              for metric in METRIC_WORDS}))
+    return rows
+
+
 # --- chapter 6: the theta study ------------------------------------------------------------------
 
 def _theta_metrics(results: dict[str, list[dict]], variant: str) -> dict:
@@ -576,6 +600,29 @@ def paired_majority(x: np.ndarray, y: np.ndarray) -> tuple[float, bool]:
         raise ValueError(f"paired trials must have the same, non-zero count; got {x.shape} and {y.shape}")
     wins = float(np.mean(x > y))
     return wins, wins > majority_threshold(x.size)
+
+
+def rank_correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation (ties broken by order; the scores here are continuous)."""
+    rx, ry = (np.argsort(np.argsort(np.asarray(v))) for v in (x, y))
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def attention_and_answer(results: dict[str, list[dict]], variant: str, threshold: float = 0.5) -> dict:
+    """Does attention on the needle go with a right answer? For one variant's random needle-score
+    trials (``needle-score-{variant}``): the trials, the correct answers, the trials whose top
+    head puts at least ``threshold`` of its attention on the number (``focused``), the share of
+    those, and of the others, whose first digit is right (a correct answer counts), and the rank
+    correlation of the top needle score with bits per digit (negative: more attention, less
+    wrong)."""
+    t = results[f"needle-score-{variant}"][0]["metrics"]["random_trials"]
+    top, bits, outcomes = np.asarray(t["top_score"]), np.asarray(t["bits_per_digit"]), np.asarray(t["outcomes"])
+    focused = top >= threshold
+    first = np.isin(outcomes, ("correct", "first_digit"))
+    share = lambda sel: float(first[sel].mean()) if sel.any() else float("nan")
+    return {"trials": int(top.size), "correct": int((outcomes == "correct").sum()), "focused": int(focused.sum()),
+            "first_if_focused": share(focused), "first_otherwise": share(~focused),
+            "rank_corr_bits": rank_correlation(top, bits)}
 
 
 def attention_on_needle(results: dict[str, list[dict]]) -> Verdict:
