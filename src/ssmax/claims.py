@@ -250,6 +250,13 @@ def paired_below(x: np.ndarray, y: np.ndarray) -> tuple[float, float, bool]:
     return float(d.mean()), se, float(d.mean()) < -2 * se
 
 
+def first_crossing(curve, level: float, start: int = 0) -> float:
+    """The first 1-based position p > ``start`` at which a per-position curve exceeds ``level``
+    (e.g. where a loss curve rises past the context-free loss), or nan if it never does."""
+    above = np.flatnonzero(np.asarray(curve, dtype=float)[start:] > level)
+    return float(start + above[0] + 1) if above.size else float("nan")
+
+
 def _loss_floor_reason(values: dict[str, list[float]], floor_loss: float) -> Optional[str]:
     return loss_floor({k: float(np.mean(v)) for k, v in values.items()}, floor_loss,
                       "a model that ignores its context (the training bytes' frequencies)")
