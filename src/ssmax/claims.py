@@ -129,6 +129,16 @@ def final_val_losses(results: dict[str, list[dict]], variant: str) -> list[float
     return [r["metrics"]["final_val_loss"] for r in results[f"pretrain-{variant}"]]
 
 
+def validation_drop_by_thirds(metrics: dict) -> tuple[float, float]:
+    """How much one pretraining run's validation loss fell from its first evaluation to a third of
+    the way through training, and over the last third (linear between evaluations): whether the
+    run is still learning fast or past the knee of its learning curve."""
+    steps = np.asarray(metrics["eval_steps"], dtype=float)
+    val = np.asarray(metrics["val_loss"], dtype=float)
+    third = steps[-1] / 3
+    return float(val[0] - np.interp(third, steps, val)), float(np.interp(2 * third, steps, val) - val[-1])
+
+
 def clearly_below(values: list[float], reference: list[float]) -> bool:
     """mean(values) < mean(reference) - spread(reference): below by more than the reference's
     seed spread (max - min), so seed noise alone cannot produce it."""
