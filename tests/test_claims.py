@@ -335,3 +335,17 @@ def test_attention_and_answer_counts_focused_trials_and_their_answers():
     assert (s["trials"], s["correct"], s["focused"]) == (6, 1, 3)
     assert s["first_if_focused"] == pytest.approx(2 / 3) and s["first_otherwise"] == pytest.approx(1 / 3)
     assert s["rank_corr_bits"] == pytest.approx(-1.0)
+
+
+def test_first_crossing():
+    curve = [1.0, 2.0, 4.0, 1.0, 5.0]
+    assert claims.first_crossing(curve, 3.0) == 3.0  # 1-based position of the first value above 3
+    assert claims.first_crossing(curve, 3.0, start=3) == 5.0  # only positions after 3 count
+    assert np.isnan(claims.first_crossing(curve, 9.0))
+
+
+def test_validation_drop_by_thirds():
+    metrics = {"eval_steps": [0, 100, 200, 300], "val_loss": [4.0, 3.0, 2.5, 2.4]}
+    early, late = claims.validation_drop_by_thirds(metrics)
+    assert early == pytest.approx(1.0)  # 4.0 at step 0 to 3.0 at step 100
+    assert late == pytest.approx(0.1)  # 2.5 at step 200 to 2.4 at step 300

@@ -129,6 +129,16 @@ def final_val_losses(results: dict[str, list[dict]], variant: str) -> list[float
     return [r["metrics"]["final_val_loss"] for r in results[f"pretrain-{variant}"]]
 
 
+def validation_drop_by_thirds(metrics: dict) -> tuple[float, float]:
+    """How much one pretraining run's validation loss fell from its first evaluation to a third of
+    the way through training, and over the last third (linear between evaluations): whether the
+    run is still learning fast or past the knee of its learning curve."""
+    steps = np.asarray(metrics["eval_steps"], dtype=float)
+    val = np.asarray(metrics["val_loss"], dtype=float)
+    third = steps[-1] / 3
+    return float(val[0] - np.interp(third, steps, val)), float(np.interp(2 * third, steps, val) - val[-1])
+
+
 def clearly_below(values: list[float], reference: list[float]) -> bool:
     """mean(values) < mean(reference) - spread(reference): below by more than the reference's
     seed spread (max - min), so seed noise alone cannot produce it."""
@@ -248,6 +258,13 @@ def paired_below(x: np.ndarray, y: np.ndarray) -> tuple[float, float, bool]:
         raise ValueError(f"paired_below needs at least 2 paired items; got {d.size}")
     se = float(d.std(ddof=1) / math.sqrt(d.size))
     return float(d.mean()), se, float(d.mean()) < -2 * se
+
+
+def first_crossing(curve, level: float, start: int = 0) -> float:
+    """The first 1-based position p > ``start`` at which a per-position curve exceeds ``level``
+    (e.g. where a loss curve rises past the context-free loss), or nan if it never does."""
+    above = np.flatnonzero(np.asarray(curve, dtype=float)[start:] > level)
+    return float(start + above[0] + 1) if above.size else float("nan")
 
 
 def _loss_floor_reason(values: dict[str, list[float]], floor_loss: float) -> Optional[str]:
