@@ -157,7 +157,8 @@ def verdict_html(v: Verdict) -> str:
     cannot decide with their reason."""
     held = sum(v.parts.values())
     head = (f'<tr><th colspan="2" style="{_HEAD}">{badge_html(v.verdict)} '
-            f'<span style="white-space:nowrap">{html.escape(v.source, quote=False)}</span> '
+            f'<span style="{"white-space:nowrap" if len(v.source) <= 24 else ""}">'
+            f'{html.escape(v.source, quote=False)}</span> '
             f'<span style="font-weight:400">{tex_html(v.statement)}</span></th></tr>')
     rows = [_row("measured", tex_html(v.measured)), _row("spread", tex_html(v.spread))]
     if v.inconclusive:
@@ -269,5 +270,8 @@ class Table:
                        for r in self.rows)
         caption = (f'<caption style="caption-side:top;text-align:left;padding-bottom:0.3em">'
                    f"{tex_html(self.caption)}</caption>" if self.caption else "")
-        return (f'<div class="ssmax-table mathjax_process" style="{_BLOCK}"><table style="{_TABLE}">'
+        # a table of many numeric columns cannot wrap below its columns' widths: on a phone it
+        # scrolls sideways inside its own box (the page and the output box keep their width)
+        return (f'<div class="ssmax-table mathjax_process" style="{_BLOCK};overflow-x:auto">'
+                f'<table style="{_TABLE}">'
                 f"{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
