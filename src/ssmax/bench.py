@@ -495,35 +495,52 @@ def format_compile(result: dict) -> str:
     return "\n".join(lines)
 
 
-def format_checks(result: dict) -> str:
-    """The stored measurements against the targets (reported, not asserted: one machine, one
-    moment); the time difference in ms beside each ratio, since the ratio is worst where one
-    attention call is cheapest."""
+def check_numbers(result: dict) -> dict:
+    """The stored measurements against the targets, as numbers: per T the fused SSMax / softmax
+    time ratio, the difference in ms, the target and the part the gradient of s costs; the
+    memory exponent of the fused path between the two longest T; the whole-model ratios."""
     targets = result.get("targets", TARGETS)
     by = {(r["impl"], r["T"]): r for r in result["attention_layer"]}
     lengths = sorted({r["T"] for r in result["attention_layer"]})
-    lines = []
+    layer = []
     for T in lengths:
         fused, soft = by[("ssmax_fused", T)], by[("softmax", T)]
-        ratio = _ratio(fused, soft)
-        target = targets["layer_ratio_T256"] if T < 1024 else targets["layer_ratio_from_1024"]
         frozen = by.get(("ssmax_frozen_s", T))
-        s_grad = "" if frozen is None else f"; the gradient of s {fused['median_ms'] - frozen['median_ms']:+.3f} ms of it"
-        lines.append(f"T = {T:6d}: fused SSMax / softmax time = {ratio:.3f}, {fused['median_ms'] - soft['median_ms']:+.3f} ms "
-                     f"({'within' if ratio <= target else 'OUTSIDE'} the {target:.2f} target){s_grad}")
+        layer.append({"T": T, "ratio": _ratio(fused, soft), "diff_ms": fused["median_ms"] - soft["median_ms"],
+                      "target": targets["layer_ratio_T256"] if T < 1024 else targets["layer_ratio_from_1024"],
+                      "s_grad_ms": None if frozen is None else fused["median_ms"] - frozen["median_ms"]})
     t1, t2 = lengths[-2], lengths[-1]
     m1, m2 = by[("ssmax_fused", t1)]["peak_mb"], by[("ssmax_fused", t2)]["peak_mb"]
-    if m1 > 0 and m2 > 0:
-        lines.append(f"fused SSMax memory from T = {t1} to {t2}: x{m2 / m1:.2f}, i.e. ~T^{math.log(m2 / m1) / math.log(t2 / t1):.2f}")
+    train = {r["scaling"]: r for r in result["training"]}
+    decode = {r["scaling"]: r["tokens_per_s"] for r in result.get("decoding") or []}
+    return {"layer": layer, "memory_T": (t1, t2), "memory_mb": (m1, m2),
+            "memory_exponent": math.log(m2 / m1) / math.log(t2 / t1) if m1 > 0 and m2 > 0 else None,
+            "training_ratio": train["ssmax"].get("ratio_to_softmax",
+                                                 train["ssmax"]["tokens_per_s"] / train["softmax"]["tokens_per_s"]),
+            "training_target": targets["training_ratio"],
+            "decoding_ratio": decode["ssmax"] / decode["softmax"] if decode else None}
+
+
+def format_checks(result: dict) -> str:
+    """`check_numbers` as printed lines (reported, not asserted: one machine, one moment); the
+    time difference in ms beside each ratio, since the ratio is worst where one attention call
+    is cheapest."""
+    c = check_numbers(result)
+    lines = []
+    for row in c["layer"]:
+        s_grad = "" if row["s_grad_ms"] is None else f"; the gradient of s {row['s_grad_ms']:+.3f} ms of it"
+        lines.append(f"T = {row['T']:6d}: fused SSMax / softmax time = {row['ratio']:.3f}, {row['diff_ms']:+.3f} ms "
+                     f"({'within' if row['ratio'] <= row['target'] else 'OUTSIDE'} the {row['target']:.2f} target){s_grad}")
+    (t1, t2), (m1, m2) = c["memory_T"], c["memory_mb"]
+    if c["memory_exponent"] is not None:
+        lines.append(f"fused SSMax memory from T = {t1} to {t2}: x{m2 / m1:.2f}, i.e. ~T^{c['memory_exponent']:.2f}")
     else:
         lines.append(f"fused SSMax memory from T = {t1} to {t2}: too small to measure ({m1:.1f} MB, {m2:.1f} MB)")
-    train = {r["scaling"]: r for r in result["training"]}
-    ratio = train["ssmax"].get("ratio_to_softmax", train["ssmax"]["tokens_per_s"] / train["softmax"]["tokens_per_s"])
+    ratio, target = c["training_ratio"], c["training_target"]
     lines.append(f"whole-model training: SSMax at {ratio:.1%} of softmax's tokens/s "
-                 f"({'within' if ratio >= targets['training_ratio'] else 'OUTSIDE'} the {targets['training_ratio']:.0%} target)")
-    decode = {r["scaling"]: r["tokens_per_s"] for r in result.get("decoding") or []}
-    if decode:
-        lines.append(f"KV-cache decoding: SSMax at {decode['ssmax'] / decode['softmax']:.1%} of softmax's tokens/s")
+                 f"({'within' if ratio >= target else 'OUTSIDE'} the {target:.0%} target)")
+    if c["decoding_ratio"] is not None:
+        lines.append(f"KV-cache decoding: SSMax at {c['decoding_ratio']:.1%} of softmax's tokens/s")
     return "\n".join(lines)
 
 

@@ -227,34 +227,10 @@ def bench_tables(result: dict) -> dict[str, Any]:
 
 
 def bench_checks(result: dict) -> dict[str, Any]:
-    """The benchmark's checks (`bench.format_checks`) as numbers: per T the fused SSMax /
-    softmax time ratio, the difference in ms, the target and the part the gradient of s costs;
-    the memory exponent of the fused path between the two longest T; the whole-model ratios."""
-    import math
+    """The benchmark's checks as numbers (`bench.check_numbers`, which `bench.format_checks` prints)."""
+    from .bench import check_numbers
 
-    from .bench import TARGETS
-
-    targets = result.get("targets", TARGETS)
-    by = {(r["impl"], r["T"]): r for r in result["attention_layer"]}
-    lengths = sorted({r["T"] for r in result["attention_layer"]})
-    layer = []
-    for T in lengths:
-        fused, soft = by[("ssmax_fused", T)], by[("softmax", T)]
-        frozen = by.get(("ssmax_frozen_s", T))
-        layer.append({"T": T, "ratio": fused.get("ratio_to_softmax", fused["median_ms"] / soft["median_ms"]),
-                      "diff_ms": fused["median_ms"] - soft["median_ms"],
-                      "target": targets["layer_ratio_T256"] if T < 1024 else targets["layer_ratio_from_1024"],
-                      "s_grad_ms": None if frozen is None else fused["median_ms"] - frozen["median_ms"]})
-    t1, t2 = lengths[-2], lengths[-1]
-    m1, m2 = by[("ssmax_fused", t1)]["peak_mb"], by[("ssmax_fused", t2)]["peak_mb"]
-    train = {r["scaling"]: r for r in result["training"]}
-    decode = {r["scaling"]: r["tokens_per_s"] for r in result.get("decoding") or []}
-    return {"layer": layer, "memory_T": (t1, t2),
-            "memory_exponent": math.log(m2 / m1) / math.log(t2 / t1) if m1 > 0 and m2 > 0 else None,
-            "training_ratio": train["ssmax"].get("ratio_to_softmax",
-                                                 train["ssmax"]["tokens_per_s"] / train["softmax"]["tokens_per_s"]),
-            "training_target": targets["training_ratio"],
-            "decoding_ratio": decode["ssmax"] / decode["softmax"] if decode else None}
+    return check_numbers(result)
 
 
 def bench_checks_table(result: dict):
