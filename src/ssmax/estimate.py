@@ -183,21 +183,18 @@ def measure_training(profile: str = "gpu", device: str = "auto", steps: int = 20
         models[scaling] = GPT(GPTConfig(scaling=scaling, **prof.model)).to(dev)
         opts[scaling] = torch.optim.AdamW(models[scaling].parameters(), lr=1e-4)
     times: dict[str, list[float]] = {s: [] for s in models}
-
-    def sync() -> None:
-        if dev.type == "cuda":
-            torch.cuda.synchronize(dev)
+    from .bench import _sync, time_interleaved  # the appendix's timing helpers
 
     for i in range(warmup + steps):
         for scaling in (list(models) if i % 2 == 0 else list(models)[::-1]):
-            sync()
+            _sync(dev)
             t0 = time.perf_counter()
             with torch.autocast("cuda", dtype=torch.bfloat16, enabled=mixed):
                 loss = F.cross_entropy(models[scaling](x[:, :-1]).flatten(0, 1).float(), x[:, 1:].flatten())
             opts[scaling].zero_grad(set_to_none=True)
             loss.backward()
             opts[scaling].step()
-            sync()
+            _sync(dev)
             if i >= warmup:
                 times[scaling].append(time.perf_counter() - t0)
     fpt = flops_per_token(GPTConfig(**prof.model), T, train=True)
@@ -205,8 +202,7 @@ def measure_training(profile: str = "gpu", device: str = "auto", steps: int = 20
                 "tflops_per_s": B * T * fpt / statistics.median(t) / 1e12, "steps": len(t)}
             for s, t in times.items()}
     rows["ssmax"]["ratio_to_softmax"] = statistics.median(a / b for a, b in zip(times["softmax"], times["ssmax"]))
-    from .bench import time_interleaved  # the appendix's interleaved layer timing, at this model's head shape
-
+    # the appendix's interleaved layer timing, at this model's head shape
     heads, head_dim = prof.model["n_head"], prof.model["n_embd"] // prof.model["n_head"]
     layer = {str(L): time_interleaved(("softmax", "ssmax_fused"), L, dev, heads, head_dim, reps=20)
              for L in (T, 4 * T, 16 * T)}
