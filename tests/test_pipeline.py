@@ -259,7 +259,7 @@ def test_parallel_groups_keep_every_run_with_what_it_loads():
     from ssmax import parallel
     shares = parallel.deal("cpu", 4)
     where = {key: i for i, share in enumerate(shares) for key in share}
-    assert sorted(where) == sorted(parallel.run_keys("cpu"))
+    assert sorted(where) == sorted(ex.run_keys("cpu"))
     for (name, seed), i in where.items():
         for dep in ex.experiment_config(name, "cpu", seed).depends_on:
             dep_name, dep_seed = dep.rsplit("--seed", 1)

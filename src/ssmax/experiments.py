@@ -661,12 +661,17 @@ def reproduce(profile: str, device: str = "auto", force: bool = True, progress: 
     returns the wall time of each run."""
     check_profile(profile)
     times = {}
-    for name in HEADLINE_EXPERIMENTS if headline else list_experiments():
-        for seed in seeds_for(name, profile)[:1] if headline else seeds_for(name, profile):
-            t0 = time.perf_counter()
-            run(name, profile, seed, device=device, force=force, progress=progress)
-            times[f"{name}--seed{seed}"] = time.perf_counter() - t0
+    keys = [(name, seeds_for(name, profile)[0]) for name in HEADLINE_EXPERIMENTS] if headline else run_keys(profile)
+    for name, seed in keys:
+        t0 = time.perf_counter()
+        run(name, profile, seed, device=device, force=force, progress=progress)
+        times[f"{name}--seed{seed}"] = time.perf_counter() - t0
     return times
+
+
+def run_keys(profile: str) -> list[tuple[str, int]]:
+    """Every (experiment, seed) of a profile, dependencies first (the registry's order)."""
+    return [(name, seed) for name in list_experiments() for seed in seeds_for(name, profile)]
 
 
 # --- what notebooks call --------------------------------------------------------------------

@@ -25,14 +25,9 @@ class WorkerFailed(RuntimeError):
 _COST = {"pretrain": 4.0, "needle_sft": 4.0, "set_task": 1.0}
 
 
-def run_keys(profile: str) -> list[tuple[str, int]]:
-    """Every (experiment, seed) of a profile, dependencies first."""
-    return [(name, seed) for name in ex.list_experiments() for seed in ex.seeds_for(name, profile)]
-
-
 def independent_groups(profile: str) -> list[list[tuple[str, int]]]:
     """The runs split into groups that share no weights (union of each run with what it loads)."""
-    keys = run_keys(profile)
+    keys = ex.run_keys(profile)
     parent = {f"{n}--seed{s}": f"{n}--seed{s}" for n, s in keys}
 
     def root(k: str) -> str:
@@ -58,7 +53,7 @@ def _cost(profile: str, group: list[tuple[str, int]]) -> float:
 def deal(profile: str, jobs: int) -> list[list[tuple[str, int]]]:
     """The groups dealt to ``jobs`` workers, largest first to the least loaded; each worker's
     runs in the registry's order."""
-    order = {key: i for i, key in enumerate(run_keys(profile))}
+    order = {key: i for i, key in enumerate(ex.run_keys(profile))}
     shares: list[list[tuple[str, int]]] = [[] for _ in range(jobs)]
     load = [0.0] * jobs
     for group in sorted(independent_groups(profile), key=lambda g: -_cost(profile, g)):
