@@ -16,7 +16,6 @@ import json
 from collections import defaultdict
 from typing import Any, Optional
 
-import numpy as np
 
 from . import results as store
 
@@ -68,7 +67,7 @@ def runs(profile: str) -> list[dict[str, Any]]:
         env = r["environment"]
         rows.append({"key": key, "experiment": r["experiment"], "kind": r["config"]["kind"],
                      "group": budget_group(r["experiment"]),
-                     "device": str(env.get("device_name") or env.get("device", "unknown")),
+                     "device": store.device_label(env),
                      "wall_s": float(env.get("wall_time_s", float("nan"))),
                      "train_tokens": training_tokens(r, stored)})
     return rows
@@ -148,8 +147,8 @@ def reference_comparison(profile: str, folder: str = REFERENCE_FOLDER) -> list[d
         metric, ref_value = headline_metric(ref)
         rows.append({"key": key, "experiment": ref["experiment"], "seed": ref["seed"], "metric": metric,
                      "reference": ref_value, "profile": headline_metric(run)[1],
-                     "reference_device": str(ref["environment"].get("device_name") or ref["environment"]["device"]),
-                     "profile_device": str(run["environment"].get("device_name") or run["environment"]["device"]),
+                     "reference_device": store.device_label(ref["environment"]),
+                     "profile_device": store.device_label(run["environment"]),
                      "reference_wall_s": float(ref["environment"]["wall_time_s"]),
                      "profile_wall_s": float(run["environment"]["wall_time_s"]),
                      "reference_threads": ref["environment"].get("torch_threads"),
@@ -179,7 +178,7 @@ def reference_summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def bench_tables(result: dict) -> dict[str, Any]:
     """The stored benchmark as `report.Table` objects: "layer_time", "layer_memory", "training",
     "decoding", "compile"."""
-    from .bench import IMPLS
+    from .bench import IMPLS, _ratio
     from .report import Table
 
     rows = result["attention_layer"]
@@ -191,8 +190,7 @@ def bench_tables(result: dict) -> dict[str, Any]:
         r = by[(impl, T)]
         if r["median_ms"] is None:
             return "skipped"
-        ratio = r.get("ratio_to_softmax", r["median_ms"] / by[("softmax", T)]["median_ms"])
-        return f"{r['median_ms']:,.2f} (x{ratio:.2f})"
+        return f"{r['median_ms']:,.2f} (x{_ratio(r, by[('softmax', T)]):.2f})"
 
     header = ["T"] + [i.replace("_", " ") for i in impls]
     out = {
@@ -247,6 +245,3 @@ def bench_training_tokens_per_s(result: dict, scaling: str = "softmax") -> float
     """The benchmark's measured whole-model training speed (tokens/s) for ``scaling``."""
     return float(next(r["tokens_per_s"] for r in result["training"] if r["scaling"] == scaling))
 
-
-def mean(values) -> float:
-    return float(np.mean(list(values)))

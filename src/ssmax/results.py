@@ -149,6 +149,12 @@ def environment(device: torch.device, wall_time_s: float) -> dict:
     }
 
 
+def device_label(env: dict) -> str:
+    """The machine a results file's ``environment`` records, e.g. "NVIDIA H200" (its device
+    name, else the torch device)."""
+    return str(env.get("device_name") or env.get("device", "unknown"))
+
+
 def write_json_atomic(path: Path, payload: dict) -> None:
     """Write whole or not at all, safe against concurrent writers (see `ssmax.atomic`)."""
     write_text_atomic(path, json.dumps(payload, indent=1, sort_keys=True) + "\n")

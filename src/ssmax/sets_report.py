@@ -153,13 +153,6 @@ def learned(results: dict, setting: str) -> dict[str, tuple[float, float]]:
 
 
 
-def cpu_minutes(results: dict, names: list[str]) -> float:
-    """Recorded CPU time of the stored runs (training and measuring), in minutes; unlike the wall
-    time it does not grow when other jobs share the machine."""
-    env = [r["environment"] for name in names for r in results[name]]
-    return sum(e.get("train_cpu_s", 0.0) + e.get("train_measure_cpu_s", 0.0) for e in env) / 60
-
-
 PANELS = (("accuracy", "accuracy"), ("target_weight", "weight on the target"), ("entropy", "attention entropy"))
 
 
@@ -305,6 +298,7 @@ def theory_gap_table(results: dict, settings=SET_SETTINGS, lines=THEORY_LINES):
 
 def devices(results: dict, names: list[str]) -> str:
     """The machines the stored runs recorded (``environment.device_name``), e.g. "NVIDIA H200"."""
-    found = sorted({str(r["environment"].get("device_name") or r["environment"].get("device", "unknown"))
-                    for name in names for r in results[name]})
+    from .results import device_label
+
+    found = sorted({device_label(r["environment"]) for name in names for r in results[name]})
     return " and ".join(found)
