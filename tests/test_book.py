@@ -211,23 +211,22 @@ def _verdict_page(book: Path, body: str, target: Path) -> Path:
 
 
 def test_verdict_tables_typeset_and_fit_a_phone(book: Path, browser: Any, tmp_path: Path) -> None:
-    from ssmax import claims, report
+    from ssmax.book import decide as d
+    from ssmax.book import html as report
+    from ssmax.book import theory
 
-    long_parts = {"(b) below (a) beyond T by more than (a)'s seed spread": False,
-                  "(e) above (a) within [1,T] by more than (a)'s seed spread": True}
-    verdicts = [
-        claims.attention_fading(),
-        claims.fixed_margin_suffices(),
-        claims.Verdict("fig5", "Fig. 5", "SSMax (b), (c) generalize beyond the training length better than (a); "
-                       "(d) degrades; (e) struggles at short context; (f) is close to (b)",
-                       "mean loss over (T,16T] at theta x50: (a) 2.505, (b) 2.496, (c) 2.604, (d) 2.311, "
-                       "(e) 2.526, (f) 2.446; within [1,T]: (a) 1.734, (e) 1.740",
-                       "(a) 2.396-2.570 over 3 seed(s); (b) 2.398-2.598 over 3 seed(s)", long_parts),
-        claims.Verdict("fig6", "abstract; Figs. 5-6", "retrieval at >= 4T", "exact-match accuracy at >= 4T, "
-                       "theta x50: (a) 0.00, (b) 0.00", "300 trials per variant; binomial standard error <= 0.029",
-                       {"(b) above (a) by more than 2 standard errors": False},
-                       inconclusive="floor: every variant is within 2 standard errors of 0 ((a) 0.00, (b) 0.00)"),
-    ]
+    seeds = ("seed 0", "seed 1", "seed 2")
+    within = d.Effect(seeds, (0.025, 0.002, 0.027))
+    parts = [d.generalizes("(b) below (a) over (T,4T], by more than within [1,T]", d.Effect(seeds, (0.057, 0.021, 0.084)),
+                           within, 0.02, "nats per byte"),
+             d.part("(c) below (a) over (4T,16T] at theta x50", d.Effect(seeds[:1], (-0.394,)), 0.02, "nats per byte"),
+             d.part("(c) within 0.01 of (b)", d.Effect(seeds[:1], (-0.016,)), 0.01, counted=False,
+                    note="compares two SSMax variants")]
+    verdicts = [theory.attention_fading(), theory.fixed_margin_suffices(),
+                d.Verdict("fig5", "Fig. 5", "SSMax (b), (c) generalize beyond the training length better than (a); "
+                          "(d) degrades; (e) struggles at short context; (f) is close to (b)",
+                          "Per window beyond T, paired by pretraining seed, the 95% t-interval decides.", parts,
+                          "mean loss over (T,4T]: (a) 1.876, (b) 1.823, (c) 1.858; context-free loss 3.182")]
     body = (report.verdict_html(verdicts[2]) + report.Scorecard(verdicts)._repr_html_()
             + report.Table(["variant", "loss over (T,16T]"], [["(a) softmax", 2.505]])._repr_html_())
     page = _verdict_page(book, body, tmp_path / "verdicts.html")

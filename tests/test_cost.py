@@ -7,7 +7,8 @@ import json
 
 import pytest
 
-from ssmax import bench, cost
+from ssmax import bench
+from ssmax.book import cost
 
 
 def _result(experiment: str, seed: int, kind: str, train: dict | None, metrics: dict, device: str, wall: float,

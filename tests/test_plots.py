@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.colors import to_rgb  # noqa: E402
 
-from ssmax import plots  # noqa: E402
+from ssmax.book import plots  # noqa: E402
 
 KEYS_THE_CHAPTERS_NEED = ["a", "b", "c", "d", "e", "f", "learned_pn", "qwen_logn", "llama4_temp",
                           "log_train_len", "log512", "a-nope", "b-nope", "softmax", "ssmax", "ssmax_fixed",

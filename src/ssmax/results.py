@@ -279,3 +279,9 @@ def wall_times(profile: str) -> dict[str, float]:
         data = read_result_file(path)
         out[path.stem] = float(data["environment"].get("wall_time_s", float("nan")))
     return out
+
+
+def run_key(name: str, seed: int) -> str:
+    """The key of one stored run, ``name--seedS``: its results file is ``<key>.json``, its
+    weights ``<key>.pt``, and ``init_from`` names the run a later stage starts from by it."""
+    return f"{name}--seed{int(seed)}"

@@ -17,7 +17,7 @@ from collections import defaultdict
 from typing import Any, Optional
 
 
-from . import results as store
+from .. import results as store
 
 REFERENCE_FOLDER = "reference-cpu"
 
@@ -59,7 +59,7 @@ def training_tokens(result: dict, stored: dict[str, dict]) -> int:
 def runs(profile: str) -> list[dict[str, Any]]:
     """One row per stored run of ``profile``: key, experiment, kind, group, device, wall_s,
     train_tokens."""
-    from .experiments import budget_group
+    from ..experiments import budget_group
 
     stored = _read_folder(profile)
     rows = []
@@ -76,7 +76,7 @@ def runs(profile: str) -> list[dict[str, Any]]:
 def group_summary(profile: str) -> dict[str, dict[str, Any]]:
     """Per budget group: runs, wall minutes (summed over runs), training tokens, the devices the
     runs record, and the group's budget in minutes (`experiments.time_budgets`)."""
-    from .experiments import time_budgets
+    from ..experiments import time_budgets
 
     budgets = time_budgets(profile)
     out: dict[str, dict[str, Any]] = {}
@@ -178,8 +178,8 @@ def reference_summary(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def bench_tables(result: dict) -> dict[str, Any]:
     """The stored benchmark as `report.Table` objects: "layer_time", "layer_memory", "training",
     "decoding", "compile"."""
-    from .bench import IMPLS, _ratio
-    from .report import Table
+    from ..bench import IMPLS, _ratio
+    from .html import Table
 
     rows = result["attention_layer"]
     impls = [i for i in IMPLS if any(r["impl"] == i for r in rows)]
@@ -226,14 +226,14 @@ def bench_tables(result: dict) -> dict[str, Any]:
 
 def bench_checks(result: dict) -> dict[str, Any]:
     """The benchmark's checks as numbers (`bench.check_numbers`, which `bench.format_checks` prints)."""
-    from .bench import check_numbers
+    from ..bench import check_numbers
 
     return check_numbers(result)
 
 
 def bench_checks_table(result: dict):
     """`bench_checks` per T as a `report.Table`."""
-    from .report import Table
+    from .html import Table
 
     rows = [[f"{c['T']:,}", f"{c['ratio']:.3f}", f"{c['diff_ms']:+.3f}", f"{c['target']:.2f}",
              "within" if c["ratio"] <= c["target"] else "outside",

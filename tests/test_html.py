@@ -1,19 +1,29 @@
-"""Verdicts as HTML: badges by kind, parts held or failed, math typeset, deterministic output, and
-the plain text nbval compares unchanged. (tests/test_book.py renders them in the browser.)"""
+"""Verdicts as HTML: badges by kind, parts with their outcome, per-model numbers and reason, math
+typeset, deterministic output, and the plain text nbval compares. (tests/test_book.py renders them
+in the browser.)"""
 
 from __future__ import annotations
 
 import pytest
 
-from ssmax import claims, report
-from ssmax.claims import Verdict
+from ssmax.book import decide as d
+from ssmax.book import html as report
+from ssmax.book import theory
 
 
-def _verdict(parts: dict[str, bool], inconclusive: str | None = None, undecided: dict | None = None) -> Verdict:
-    return Verdict("fig5", "Fig. 5", "SSMax generalizes beyond T; the learned p_n grows like a1 log n + a2",
-                   "mean loss over (T,16T] at theta x50: (a) 2.505, (b) 2.496; R^2 0.962 (n=10^6)",
-                   "(a) 2.396-2.570 over 3 seed(s); binomial standard error <= 0.029", parts, inconclusive,
-                   undecided or {})
+def _part(values: tuple[float, ...], label: str = "(b) below (a) over (T,16T] at theta x50", counted: bool = True,
+          floor: str | None = None) -> d.Part:
+    e = d.Effect(tuple(f"seed {i}" for i in range(len(values))), values)
+    return d.part(label, e, 0.02, "nats per byte", counted=counted, floor=floor)
+
+
+def _verdict(*parts: d.Part) -> d.Verdict:
+    return d.Verdict("fig5", "Fig. 5", "SSMax generalizes beyond T; the learned p_n grows like a1 log n + a2",
+                     "paired by seed; the 95% t-interval decides", list(parts),
+                     "mean loss over (T,16T] at theta x50: (a) 2.505, (b) 2.496; R^2 0.962 (n=10^6)")
+
+
+HOLDS, FAILS, UNDER = (0.10, 0.11, 0.12), (-0.10, -0.11, -0.12), (0.3, -0.3, 0.05)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -48,42 +58,31 @@ def test_tex_html_never_emits_markup(text):
 
 
 def test_every_real_verdict_string_converts_with_balanced_math():
-    verdicts = [claims.attention_fading(), claims.fixed_margin_suffices()]
-    for v in verdicts:
-        for s in (v.statement, v.measured, v.spread, *v.parts):
+    for v in (theory.attention_fading(), theory.fixed_margin_suffices()):
+        for s in (v.statement, v.measured, v.rule, *v.checks):
             out = report.tex_html(s)
             assert out.count(r"\(") == out.count(r"\)") and "<" not in out
 
 
-def test_verdict_html_shows_badge_parts_numbers_and_spread():
-    v = _verdict({"(b) below (a) beyond T": True, "(d) above (b)": False})
+def test_verdict_html_shows_badge_rule_parts_per_model_numbers_and_reasons():
+    v = _verdict(_part(HOLDS), _part(FAILS, "(d) above (b)"), _part(UNDER, "(c) below (a)"),
+                 _part(HOLDS, "(c) close to (b)", counted=False))
     out = report.verdict_html(v)
     assert out == v._repr_html_()
-    assert 'class="ssmax-verdict mathjax_process"' in out  # MathJax processes it inside the book
-    assert "\u25d0 partly" in out and report.KINDS[claims.PARTLY]["bg"] in out
-    assert out.count("\u2713 holds") == 1 and out.count("\u2717 fails") == 1
-    assert "1 of 2 parts hold" in out
-    assert r"\((T, 16T]\)" in out and "2.396-2.570 over 3 seed(s)" in out
-    assert " id=" not in out and out == report.verdict_html(v)  # deterministic: nbval compares it
+    assert 'class="ssmax-verdict mathjax_process"' in out
+    assert "\u25d0 partly" in out and report.KINDS[d.PARTLY]["bg"] in out
+    assert out.count("\u2713 holds") == 2 and out.count("\u2717 fails") == 1 and out.count("? cannot tell") == 1
+    assert "1 of 3 counted parts hold, 1 fail, 1 undecided; 1 shown, not counted" in out
+    assert "seed 0 +0.100, seed 1 +0.110" in out and "underpowered" in out and "(shown, not counted)" in out
+    assert "paired by seed" in out and " id=" not in out and out == report.verdict_html(v)
 
 
-def test_inconclusive_verdict_says_why():
-    v = _verdict({"x": False}, inconclusive="floor: every variant is within 2 standard errors of 0")
-    out = report.verdict_html(v)
-    assert "? inconclusive" in out and "why inconclusive" in out and "floor: every variant" in out
+def test_derived_verdict_shows_its_checks():
+    out = report.verdict_html(theory.attention_fading())
+    assert "derived" in out and "4 of 4 computed statements hold" in out
 
 
-def test_undecided_parts_are_shown_with_their_reason_and_not_counted():
-    v = _verdict({"x": True}, undecided={"(b) above (a) at 4T": "floor: both at 0"})
-    out = report.verdict_html(v)
-    assert v.verdict == claims.REPRODUCED
-    assert "? cannot tell" in out and "floor: both at 0" in out and "1 of 1 parts hold; 1 cannot tell" in out
-    only = _verdict({}, undecided={"y": "floor"})
-    assert only.verdict == claims.INCONCLUSIVE and "no decidable parts; 1 cannot tell" in report.verdict_html(only)
-    assert "1 cannot tell" in report.Scorecard([v])._repr_html_()
-
-
-@pytest.mark.parametrize("kind", claims.VERDICTS)
+@pytest.mark.parametrize("kind", d.KINDS)
 def test_each_kind_has_a_labeled_badge(kind):
     badge = report.badge_html(kind)
     assert report.KINDS[kind]["label"] in badge and report.KINDS[kind]["symbol"] in badge
@@ -109,25 +108,23 @@ def test_badge_text_contrast_is_wcag_aa():
 def test_display_gives_html_and_the_full_text():
     from IPython.core.formatters import format_display_data
 
-    v = _verdict({"a": True})
+    v = _verdict(_part(HOLDS))
     data, _ = format_display_data(v)
-    assert data["text/plain"] == str(v)  # what nbval compares, as `print(verdict)` gave
+    assert data["text/plain"] == str(v)
     assert data["text/html"] == report.verdict_html(v)
 
 
 def test_scorecard_counts_every_kind_and_lists_every_verdict():
-    vs = [_verdict({"a": True}), _verdict({"a": True, "b": False}), _verdict({"a": False}),
-          _verdict({"a": True}, inconclusive="ceiling")]
+    vs = [_verdict(_part(HOLDS)), _verdict(_part(HOLDS), _part(FAILS)), _verdict(_part(FAILS)),
+          _verdict(_part(UNDER)), theory.attention_fading()]
     card = report.Scorecard(vs)
-    assert card.counts() == {"reproduced": 1, "partly": 1, "not reproduced": 1, "inconclusive": 1}
+    assert card.counts() == {"reproduced": 1, "partly": 1, "not reproduced": 1, "inconclusive": 1, "derived": 1}
     text = str(card)
-    assert text.endswith("4 claims: reproduced: 1, partly: 1, not reproduced: 1, inconclusive: 1")
+    assert text.endswith("5 claims: reproduced: 1, partly: 1, not reproduced: 1, inconclusive: 1, derived: 1")
     assert all(str(v) in text for v in vs)
     out = card._repr_html_()
-    assert out.count("<tr>") == 1 + len(vs)
-    assert "inconclusive: 1" in out and "not reproduced: 1" in out
+    assert out.count("<tr>") == 1 + len(vs) and "why inconclusive: underpowered" in out
     assert out == report.Scorecard(vs)._repr_html_()
-    assert report.Scorecard([_verdict({"a": True})]).counts()["inconclusive"] == 0
     with pytest.raises(ValueError, match="at least one"):
         report.Scorecard([])
 

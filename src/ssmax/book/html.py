@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import html
 import re
-from collections import Counter
 from typing import Any, Callable, Iterable, Sequence
 
-from .claims import INCONCLUSIVE, NOT_REPRODUCED, PARTLY, REPRODUCED, VERDICTS, Verdict
+from .decide import (DERIVED, EMPIRICAL_KINDS, INCONCLUSIVE, KINDS as VERDICTS, NOT_REPRODUCED, PARTLY, REPRODUCED,
+                     Verdict, counts)
 
 __all__ = ["KINDS", "MATH_RULES", "tex_html", "badge_html", "verdict_html", "Scorecard", "Table", "glue_number"]
 
@@ -40,6 +40,7 @@ KINDS: dict[str, dict[str, str]] = {
     PARTLY: {"bg": "#F0E442", "fg": "#000000", "symbol": "\u25d0", "label": "partly"},
     NOT_REPRODUCED: {"bg": "#D55E00", "fg": "#000000", "symbol": "\u2717", "label": "not reproduced"},
     INCONCLUSIVE: {"bg": "#BBBBBB", "fg": "#000000", "symbol": "?", "label": "inconclusive"},
+    DERIVED: {"bg": "#CC79A7", "fg": "#000000", "symbol": "\u222b", "label": "derived"},
 }
 _PART = {True: ("#0072B2", "#ffffff", "\u2713", "holds"), False: ("#D55E00", "#000000", "\u2717", "fails"),
          None: ("#BBBBBB", "#000000", "?", "cannot tell")}  # None: an undecided part (floor or ceiling)
@@ -151,32 +152,40 @@ def _row(key: str, value: str) -> str:
     return f'<tr><th scope="row" style="{_KEY}">{key}</th><td style="{_CELL}">{value}</td></tr>'
 
 
+def _part_row(p) -> str:
+    mark = _part_mark(p.outcome.holds)
+    flag = "" if p.counted else f' <span style="{_MUTED}">(shown, not counted)</span>'
+    reason = f"{p.outcome.reason}: " if p.outcome.reason else ""
+    note = f'<div style="{_MUTED}">{tex_html(p.note)}</div>' if p.note else ""
+    return (f'<tr><th scope="row" style="{_KEY}">{mark}</th><td style="{_CELL}">'
+            f"<div>{tex_html(p.label)}{flag}</div>"
+            f'<div style="{_MUTED}">per model: {tex_html(p.per_unit())}</div>'
+            f'<div style="{_MUTED}">{tex_html(reason + p.outcome.why)}</div>{note}</td></tr>')
+
+
 def verdict_html(v: Verdict) -> str:
-    """One claim as a table: badge, where the paper says it and what; our numbers with their
-    spread; why it is inconclusive (if it is); each part with holds/fails, and the parts the data
-    cannot decide with their reason."""
-    held = sum(v.parts.values())
-    head = (f'<tr><th colspan="2" style="{_HEAD}">{badge_html(v.verdict)} '
+    """One claim as a table: badge, where the paper says it and what; the rule in one sentence;
+    the numbers; each part with its outcome, per-model numbers and reason (derived claims: their
+    computed statements)."""
+    head = (f'<tr><th colspan="2" style="{_HEAD}">{badge_html(v.kind)} '
             f'<span style="{"white-space:nowrap" if len(v.source) <= 24 else ""}">'
             f'{html.escape(v.source, quote=False)}</span> '
             f'<span style="font-weight:400">{tex_html(v.statement)}</span></th></tr>')
-    rows = [_row("measured", tex_html(v.measured)), _row("spread", tex_html(v.spread))]
-    if v.inconclusive:
-        rows.append(_row("why inconclusive", tex_html(v.inconclusive)))
-    rows += [_row(_part_mark(ok), tex_html(part)) for part, ok in v.parts.items()]
-    rows += [_row(_part_mark(None), f"{tex_html(part)} ({tex_html(why)})") for part, why in v.undecided.items()]
-    summary = f"{held} of {len(v.parts)} parts hold" if v.parts else "no decidable parts"
-    if v.undecided:
-        summary += f"; {len(v.undecided)} cannot tell"
+    rows = [_row("rule", tex_html(v.rule))]
+    if v.measured:
+        rows.append(_row("measured", tex_html(v.measured)))
+    rows += [_row(_part_mark(ok), tex_html(c)) for c, ok in v.checks.items()]
+    rows += [_part_row(p) for p in v.parts]
     return (f'<div class="ssmax-verdict mathjax_process" style="{_BLOCK}">'
             f'<table style="{_TABLE}"><caption style="caption-side:bottom;text-align:left;{_MUTED};'
-            f'padding-top:0.3em">{html.escape(v.claim_id, quote=False)}: {summary}</caption>'
+            f'padding-top:0.3em">{tex_html(v.tally())}</caption>'
             f"<thead>{head}</thead><tbody>{''.join(rows)}</tbody></table></div>")
 
 
 class Scorecard:
-    """Every verdict in one table, with the counts by kind. ``display(Scorecard(verdicts))``
-    shows the table (``text/html``); its ``text/plain`` is every verdict in full, then the counts."""
+    """Every verdict in one table, with the counts by kind (derived claims apart).
+    ``display(Scorecard(verdicts))`` shows the table; its ``text/plain`` is every verdict in full,
+    then the counts."""
 
     def __init__(self, verdicts: Iterable[Verdict]):
         self.verdicts = list(verdicts)
@@ -184,9 +193,8 @@ class Scorecard:
             raise ValueError("verdicts must hold at least one Verdict")
 
     def counts(self) -> dict[str, int]:
-        """Verdicts per kind, every kind listed (zeros included), in the order of `VERDICTS`."""
-        c = Counter(v.verdict for v in self.verdicts)
-        return {kind: c.get(kind, 0) for kind in VERDICTS}
+        """Verdicts per kind, every kind listed (zeros included), in the order of `decide.KINDS`."""
+        return counts(self.verdicts)
 
     def counts_text(self) -> str:
         return ", ".join(f"{kind}: {n}" for kind, n in self.counts().items())
@@ -198,26 +206,23 @@ class Scorecard:
         printer.text(str(self))
 
     def _repr_html_(self) -> str:
-        counts = " ".join(badge_html(kind, f"{KINDS[kind]['label']}: {n}") for kind, n in self.counts().items())
-        # Two columns, the badge first: three would not fit a phone's width (the badges and
-        # sources do not wrap); the claim, our numbers and their spread stack in the second.
+        shown = [k for k, n in self.counts().items() if n or k in EMPIRICAL_KINDS]
+        counts_ = " ".join(badge_html(kind, f"{KINDS[kind]['label']}: {self.counts()[kind]}") for kind in shown)
         head = (f'<th scope="col" style="{_HEAD};width:1%">verdict</th>'
-                f'<th scope="col" style="{_HEAD}">claim; measured (spread)</th>')
+                f'<th scope="col" style="{_HEAD}">claim; rule; measured</th>')
         rows = []
         for v in self.verdicts:
-            held = sum(v.parts.values())
-            why = (f'<div style="{_MUTED}">why inconclusive: {tex_html(v.inconclusive)}</div>'
-                   if v.inconclusive else "")
+            why = (f'<div style="{_MUTED}">why inconclusive: {tex_html(", ".join(v.reasons))}</div>'
+                   if v.kind == INCONCLUSIVE and v.reasons else "")
             rows.append(
-                f'<tr><td style="{_CELL};white-space:nowrap">{badge_html(v.verdict)}'
-                f'<div style="{_MUTED}">{held} of {len(v.parts)} parts'
-                f'{f"; {len(v.undecided)} cannot tell" if v.undecided else ""}</div></td>'
+                f'<tr><td style="{_CELL};white-space:nowrap">{badge_html(v.kind)}'
+                f'<div style="{_MUTED};white-space:normal">{tex_html(v.tally())}</div></td>'
                 f'<td style="{_CELL}"><div><strong>{html.escape(v.source, quote=False)}</strong>: '
                 f"{tex_html(v.statement)}</div>"
-                f'<div style="margin-top:0.2em">{tex_html(v.measured)}</div>'
-                f'<div style="{_MUTED}">{tex_html(v.spread)}</div>{why}</td></tr>')
+                f'<div style="margin-top:0.2em;{_MUTED}">{tex_html(v.rule)}</div>'
+                f'<div style="margin-top:0.2em">{tex_html(v.measured)}</div>{why}</td></tr>')
         return (f'<div class="ssmax-scorecard mathjax_process" style="{_BLOCK}">'
-                f'<p style="margin:0 0 0.5em 0">{len(self.verdicts)} claims: {counts}</p>'
+                f'<p style="margin:0 0 0.5em 0">{len(self.verdicts)} claims: {counts_}</p>'
                 f'<table style="{_TABLE}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table></div>')
 
 

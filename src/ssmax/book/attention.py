@@ -1,0 +1,112 @@
+"""Chapter 7, where attention goes (the paper's Figs. 7-8): needle scores and the verdict."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import experiments as ex
+from . import decide as d
+from .runs import Results, replicates, unit_of
+
+KEYS = ("a", "b", "c", "d", "e", "f", "a-nope", "b-nope")
+OUTCOMES = ("correct", "first_digit", "wrong")
+
+
+def score_name(key: str) -> str:
+    """``needle-score-<variant>[-nope]`` of a key of `KEYS`."""
+    return f"needle-score-{key}"
+
+
+def load(profile: str, retrain: bool = False, device: str = "auto") -> Results:
+    return ex.results_for([score_name(k) for k in KEYS], profile, retrain=retrain, device=device)
+
+
+def setting(results: Results, profile: str) -> dict:
+    ev = results[score_name("a")][0]["config"]["evaluation"]
+    T = ex.PROFILE_SETTINGS[profile].model["block_size"]
+    return {"context": ev["context_len"], "trials": ev["trials"], "multiple": ev["context_len"] // T}
+
+
+def trials(results: Results, key: str) -> dict:
+    """The random trials of one model: top_score, bits_per_digit, outcomes (first fine-tuning seed)."""
+    return results[score_name(key)][0]["metrics"]["random_trials"]
+
+
+def fixed(results: Results, key: str) -> dict:
+    """The fixed-depth example: scores (layers x heads), outcome, bits per digit."""
+    f = results[score_name(key)][0]["metrics"]["fixed_depth"]
+    return {"scores": np.asarray(f["scores"][0]), "outcome": f["outcomes"][0], "bits": f["bits_per_digit"][0]}
+
+
+def top_scores(results: Results, key: str) -> np.ndarray:
+    return np.asarray(trials(results, key)["top_score"])
+
+
+def outcome_counts(results: Results, key: str) -> dict[str, int]:
+    return {k: list(trials(results, key)["outcomes"]).count(k) for k in OUTCOMES}
+
+
+def majority_threshold(n: int) -> float:
+    """One half plus 2 standard errors of a fair coin over n paired trials (a sign test)."""
+    return 0.5 + 2 * d.binomial_se(0.5, n)
+
+
+def paired_majority(x: np.ndarray, y: np.ndarray) -> tuple[float, bool]:
+    """Fraction of paired trials in which x > y (ties count against), and whether it exceeds
+    `majority_threshold`. Trials are inside one model: this is that model's error, not a replication."""
+    x, y = np.asarray(x), np.asarray(y)
+    if x.shape != y.shape or x.size == 0:
+        raise ValueError(f"paired trials must have the same, non-zero count; got {x.shape} and {y.shape}")
+    wins = float(np.mean(x > y))
+    return wins, wins > majority_threshold(x.size)
+
+
+def rank_correlation(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation (ties broken by order; the scores are continuous)."""
+    rx, ry = (np.argsort(np.argsort(np.asarray(v))) for v in (x, y))
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def attention_and_answer(results: Results, key: str, threshold: float = 0.5) -> dict:
+    """Does attention on the needle go with a right answer? Focused trials (top score >= threshold),
+    their first-digit rate against the others', and the rank correlation of top score with bits."""
+    t = trials(results, key)
+    top, bits, outcomes = np.asarray(t["top_score"]), np.asarray(t["bits_per_digit"]), np.asarray(t["outcomes"])
+    focused = top >= threshold
+    first = np.isin(outcomes, ("correct", "first_digit"))
+    share = lambda sel: float(first[sel].mean()) if sel.any() else float("nan")  # noqa: E731
+    return {"trials": int(top.size), "correct": int((outcomes == "correct").sum()), "focused": int(focused.sum()),
+            "first_if_focused": share(focused), "first_otherwise": share(~focused),
+            "rank_corr_bits": rank_correlation(top, bits)}
+
+
+RULE = ("Each model's median top needle score over the same paired trials, compared between models paired by "
+        "pretrained model; the trials give one model's error only (a sign test, shown); a part holds if its 95% "
+        f"t-interval over pretrained models lies above 0, fails below 0 or below {d.SESOI['needle_score']}, and is "
+        "undecided with one pretrained model per arm; contrasts between SSMax variants are shown, not counted.")
+
+
+def _median_by_unit(results: Results, key: str) -> dict[str, float]:
+    return {unit_of(r): float(np.median(r["metrics"]["random_trials"]["top_score"])) for r in results[score_name(key)]}
+
+
+def _part(results: Results, better: str, worse: str, counted: bool = True, note: str = "") -> d.Part:
+    x, y = _median_by_unit(results, better), _median_by_unit(results, worse)
+    wins, ok = paired_majority(top_scores(results, better), top_scores(results, worse))
+    p = d.part(f"({better}) concentrates more on the needle than ({worse}) (median top score)",
+               d.paired(x, y, True), d.SESOI["needle_score"], counted=counted, note=note)
+    p.note = "; ".join(x for x in (note, f"inside the one model: higher in {wins:.0%} of paired trials "
+                                   f"(sign-test bar {majority_threshold(top_scores(results, worse).size):.0%})") if x)
+    return p
+
+
+def attention_on_needle(results: Results) -> d.Verdict:
+    """Figs. 7-8: (b) concentrates attention on the needle, (a) does not; (c)-(f) in between."""
+    parts = [_part(results, "b", "a")]
+    for v in "cdef":
+        parts.append(_part(results, v, "a"))
+        parts.append(_part(results, "b", v, counted=False, note="compares two SSMax variants"))
+    med = {v: float(np.median(top_scores(results, v))) for v in "abcdef"}
+    return d.Verdict("fig8", "Figs. 7-8", "SSMax (b) concentrates attention on the needle; (a) does not; (c)-(f) partly",
+                     RULE, parts, "median top needle score " + ", ".join(f"({v}) {m:.3f}" for v, m in med.items())
+                     + f"; {replicates(results[score_name('a')])} per variant")

@@ -1,0 +1,140 @@
+"""The decision procedure (`ssmax.book.decide`) on synthetic per-seed numbers: every verdict kind and
+reason, pairing by seed, differences in differences, uncounted parts, derived claims; and the unit
+of replication read from the registry."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from ssmax import experiments, results as store
+from ssmax.book import decide as d
+from ssmax.book import runs, theory
+
+
+def _e(*values: float) -> d.Effect:
+    return d.Effect(tuple(f"seed {i}" for i in range(len(values))), tuple(values))
+
+
+@pytest.mark.parametrize("dof, expected", [(1, 12.7062), (2, 4.3027), (4, 2.7764), (9, 2.2622), (30, 2.0423)])
+def test_t_quantile_matches_the_tables(dof, expected):
+    assert d.t_quantile(0.975, dof) == pytest.approx(expected, abs=1e-4)
+
+
+def test_interval_is_student_t_over_units():
+    e = _e(0.1, 0.2, 0.3)
+    assert e.mean == pytest.approx(0.2) and e.sd == pytest.approx(0.1)
+    assert e.half_width == pytest.approx(4.3027 * 0.1 / math.sqrt(3), abs=1e-4)
+
+
+def test_each_outcome_and_its_reason():
+    assert d.decide(_e(0.10, 0.11, 0.12), 0.02).kind == d.REPRODUCED
+    other = d.decide(_e(-0.10, -0.11, -0.12), 0.02)
+    assert (other.kind, other.reason) == (d.NOT_REPRODUCED, d.OTHER_WAY)
+    small = d.decide(_e(0.001, -0.001, 0.0005, -0.0005), 0.02)
+    assert (small.kind, small.reason) == (d.NOT_REPRODUCED, d.TOO_SMALL)
+    wide = d.decide(_e(0.3, -0.3, 0.05), 0.02)
+    assert (wide.kind, wide.reason) == (d.INCONCLUSIVE, d.UNDERPOWERED)
+    # underpowered says the smallest effect the design could detect: the interval's half-width
+    assert f"could detect is {_e(0.3, -0.3, 0.05).half_width:.3f}" in wide.why
+
+
+def test_one_model_per_arm_is_underpowered_whatever_its_size():
+    out = d.decide(_e(5.0), 0.02)
+    assert (out.kind, out.reason) == (d.INCONCLUSIVE, d.UNDERPOWERED) and "one independently trained model" in out.why
+
+
+def test_precondition_comes_before_floor_and_floor_before_the_numbers():
+    e = _e(0.10, 0.11, 0.12)
+    assert d.decide(e, 0.02, floor="at 0", precondition="no retrieval at 1T").reason == d.PRECONDITION
+    assert d.decide(e, 0.02, floor="at 0").reason == d.FLOOR
+
+
+def test_paired_and_unpaired_give_different_answers_where_they_should():
+    # seeds differ a lot from each other, but within every seed (b) is 0.05 below (a): paired, it holds;
+    # against the spread across seeds (unpaired) the same numbers say nothing
+    a = {"seed 0": 1.0, "seed 1": 1.3, "seed 2": 0.7}
+    b = {k: v - 0.05 for k, v in a.items()}
+    assert d.decide(d.paired(b, a, higher_is_better=False), 0.01).kind == d.REPRODUCED
+    lo, hi = d.welch_interval(list(a.values()), list(b.values()))
+    assert lo < 0 < hi
+    # a one-seed model against a three-seed mean: pairing keeps the one shared seed, so one unit
+    c = {"seed 0": 0.5}
+    paired = d.paired(c, a, higher_is_better=False)
+    assert paired.n == 1 and d.decide(paired, 0.01).reason == d.UNDERPOWERED
+
+
+def test_a_gain_as_large_within_T_is_not_length_generalization():
+    within = _e(0.05, 0.06, 0.055)
+    same = d.generalizes("x", _e(0.05, 0.06, 0.056), within, 0.02)
+    assert same.outcome.kind == d.NOT_REPRODUCED and same.outcome.reason == d.NOT_LENGTH_SPECIFIC
+    assert "as large within T" in same.note
+    larger = d.generalizes("x", _e(0.15, 0.16, 0.155), within, 0.02)
+    assert larger.outcome.kind == d.REPRODUCED
+    # no gain beyond T at all: decided on the gain beyond T, whatever the difference in differences
+    worse_within = d.generalizes("x", _e(0.0, 0.001, -0.001), _e(-0.2, -0.21, -0.19), 0.02)
+    assert worse_within.outcome.kind == d.NOT_REPRODUCED and worse_within.outcome.reason == d.TOO_SMALL
+
+
+def _verdict(*parts: d.Part) -> d.Verdict:
+    return d.Verdict("x", "Fig. x", "a claim", "a rule", list(parts))
+
+
+def test_parts_that_do_not_contrast_ssmax_with_softmax_are_shown_not_counted():
+    holds, fails = _e(0.1, 0.11, 0.12), _e(-0.1, -0.11, -0.12)
+    v = _verdict(d.part("(b) below (a)", fails, 0.02), d.part("(c) close to (b)", holds, 0.02, counted=False))
+    assert v.kind == d.NOT_REPRODUCED and "1 shown, not counted" in v.tally()
+    assert _verdict(d.part("(b) below (a)", holds, 0.02), d.part("(c) vs (a)", _e(0.3, -0.3, 0.0), 0.02)).kind == d.PARTLY
+    assert _verdict(d.part("(b) below (a)", holds, 0.02)).kind == d.REPRODUCED
+    only_uncounted = _verdict(d.part("(c) close to (b)", holds, 0.02, counted=False))
+    assert only_uncounted.kind == d.INCONCLUSIVE
+
+
+def test_undecided_parts_make_a_claim_partly_not_reproduced_in_full():
+    v = _verdict(d.part("first digit", _e(0.1, 0.11, 0.12), 0.02), d.part("exact", _e(0.0), 0.02),
+                 d.part("bits", _e(0.2, 0.1, 0.3), 0.02, precondition="no retrieval at 1T"))
+    assert v.kind == d.PARTLY and v.reasons == [d.PRECONDITION, d.UNDERPOWERED]
+    stuck = _verdict(d.part("exact", _e(0.0), 0.02, precondition="no retrieval at 1T"))
+    assert stuck.kind == d.INCONCLUSIVE and stuck.reason == d.PRECONDITION
+
+
+def test_derived_claims_are_counted_apart():
+    vs = [theory.attention_fading(), theory.fixed_margin_suffices(), _verdict(d.part("p", _e(0.1, 0.11, 0.12), 0.02))]
+    assert [v.kind for v in vs] == [d.DERIVED, d.DERIVED, d.REPRODUCED]
+    assert all(all(v.checks.values()) for v in vs[:2])
+    assert d.counts(vs, d.EMPIRICAL_KINDS) == {"reproduced": 1, "partly": 0, "not reproduced": 0, "inconclusive": 0}
+    assert d.counts_text(vs) == "1 reproduced and 2 derived"
+
+
+def test_every_verdict_prints_its_rule_and_per_model_numbers():
+    text = str(_verdict(d.part("(b) below (a)", _e(0.1, 0.11, 0.12), 0.02)))
+    assert "rule: a rule" in text and "per model: seed 0 +0.100, seed 1 +0.110, seed 2 +0.120" in text
+
+
+@pytest.mark.parametrize("accuracies, trials, chance, expected", [
+    ({"(a)": 0.0, "(b)": 0.01}, 300, 0.0, "within 2 standard errors of 0"),
+    ({"(a)": 0.10, "(b)": 0.12}, 300, 1 / 9, "chance"),
+    ({"(a)": 1.0, "(b)": 0.995}, 300, 0.0, "of 1"),
+    ({"(a)": 0.0, "(b)": 0.5}, 300, 0.0, None),
+])
+def test_accuracy_floor_or_ceiling(accuracies, trials, chance, expected):
+    out = d.accuracy_floor_or_ceiling(accuracies, trials, chance)
+    assert out is None if expected is None else expected in out
+
+
+def test_loss_floor():
+    assert d.loss_floor({"(a)": 3.3, "(b)": 3.2}, 3.18) is not None
+    assert d.loss_floor({"(a)": 3.3, "(b)": 3.1}, 3.18) is None
+
+
+@pytest.mark.parametrize("name, seed, root", [("needle-eval-b", 2, 0), ("lengthgen-e", 1, 1), ("pretrain-b", 2, 2),
+                                              ("needle-score-a-nope", 0, 0), ("theta-study-c", 0, 0),
+                                              ("keyret-ssmax-bounded", 1, 1)])
+def test_the_unit_is_the_pretraining_seed_at_the_root_of_the_weights(name, seed, root):
+    config = store.to_jsonable(experiments.experiment_config(name, "cpu", seed))
+    assert runs.root_seed({"profile": "cpu", "seed": seed, "config": config}) == root
+
+
+def test_run_key():
+    assert store.run_key("needle-eval-b", 2) == "needle-eval-b--seed2"
