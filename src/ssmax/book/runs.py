@@ -78,5 +78,4 @@ def replicates(runs: list[dict]) -> str:
     units = {unit_of(r) for r in runs}
     if len(units) == len(runs):
         return f"{len(runs)} independently trained model{'s' if len(runs) > 1 else ''}"
-    return (f"{len(runs)} fine-tuning seeds of {len(units)} pretrained model{'s' if len(units) > 1 else ''} "
-            "(one unit each)")
+    return f"{len(runs)} fine-tuning seeds of {len(units)} pretrained model{'s' if len(units) > 1 else ''}"
