@@ -300,7 +300,11 @@ def generalizes(label: str, beyond: Effect, within: Effect, sesoi: float, unit: 
     shown = {"beyond": beyond, within_name: within}
     first = decide(beyond, sesoi, unit, floor, precondition, digits)
     if first.kind != REPRODUCED:
-        return Part(label, did, first, counted, "", shown, digits)
+        note = ""
+        if first.reason == UNDERPOWERED and beyond.n == 1 and beyond.mean > 0 and did.mean < sesoi:
+            note = (f"on this one model the gain beyond T is no larger than {within_name} (difference in "
+                    f"differences {did.mean:+.{digits}f}, below {sesoi:g}{' ' + unit if unit else ''})")
+        return Part(label, did, first, counted, note, shown, digits)
     second = decide(did, sesoi, unit, None, None, digits)
     if second.kind == REPRODUCED:
         out = Outcome(REPRODUCED, None, f"beyond T {first.why}; beyond minus {within_name} {second.why}")
@@ -398,6 +402,32 @@ class Verdict:
         from .html import verdict_html
 
         return verdict_html(self)
+
+
+def outcome_word(p: Part) -> str:
+    """"holds", "fails (reason)" or "undecided (reason)": a part's outcome in the prose's words."""
+    if p.outcome.kind == REPRODUCED:
+        return "holds"
+    word = "fails" if p.outcome.kind == NOT_REPRODUCED else "undecided"
+    return f"{word} ({p.outcome.reason})"
+
+
+def summary(parts: Sequence[Part], prefix: str = "") -> str:
+    """"(T,2T] undecided (underpowered); (T,4T] holds": the outcome of each part whose label
+    starts with ``prefix``, named by the window (or size) it is about."""
+    out = []
+    for p in parts:
+        if p.label.startswith(prefix):
+            where = next((w for w, _, _ in (*BEYOND_WINDOWS, WITHIN_WINDOW) if w in p.label), p.label.split(":")[0])
+            out.append(f"{where} {outcome_word(p)}")
+    return "; ".join(out)
+
+
+def on_seeds(effect: Effect) -> str:
+    """"on every one of the 3 models" or "on 2 of the 3 models": where a per-unit effect is in the
+    paper's direction (positive), for prose that states a direction."""
+    k = sum(v > 0 for v in effect.values)
+    return f"on every one of the {effect.n} models" if k == effect.n else f"on {k} of the {effect.n} models"
 
 
 def counts(verdicts: Iterable[Verdict], kinds: Sequence[str] = KINDS) -> dict[str, int]:
