@@ -438,3 +438,23 @@ def set_task_verdicts(results: Results) -> list[d.Verdict]:
     out += [set_ssmax_beats_inference_logn(results, s) for s in SET_SETTINGS]
     out.append(set_bounded_margin_weights(results))
     return out
+
+
+# --- what the chapter's prose reads ---------------------------------------------------------------------
+def setting(results: Results) -> dict:
+    """The stored settings of the runs (every set-task run shares them), the seeds and run counts."""
+    first = results[set_experiment("maxret", "softmax")][0]
+    names = set_task_names()
+    return {**first["config"]["evaluation"], "seeds": len(results[set_experiment("maxret", "softmax")]),
+            "runs": sum(len(results[n]) for n in names), "chance": first["metrics"]["chance"]}
+
+
+def run_metrics(results: Results, setting_: str, variant: str) -> list[dict]:
+    """The stored metrics of every seed of one set-task variant."""
+    return [r["metrics"] for r in results[set_experiment(setting_, variant)]]
+
+
+def validation_accuracies(results: Results) -> list[float]:
+    """Every trained model's accuracy on the validation sets at the training sizes."""
+    return [sum(r["metrics"]["val"]["correct"]) / sum(r["metrics"]["val"]["trials"])
+            for n in set_task_names() for r in results[n]]
