@@ -83,7 +83,7 @@ def test_a_killed_run_resumes_to_exactly_the_uninterrupted_metrics(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert ckpt.exists() and not path.exists(), "the run should have been killed after its first checkpoint"
-    step = torch.load(ckpt, weights_only=False)["step"]
+    step = torch.load(ckpt, weights_only=True)["step"]
     assert 0 < step < ex.experiment_config("pretrain-f", "smoke").train.steps
 
     resumed = _cli(["run", "pretrain-f", "--profile", "smoke"], env)
