@@ -369,6 +369,14 @@ def main(argv=None) -> int:
     parser.add_argument("--min-time", type=float, default=3.0,
                         help="time each case for at least this many seconds (up to 2000 calls)")
     args = parser.parse_args(argv)
+    if args.heads < 1:
+        parser.error(f"--heads must be >= 1; got {args.heads}")
+    if args.head_dim < 2 or args.head_dim % 2:
+        parser.error(f"--head-dim must be an even integer >= 2 (RoPE rotates pairs); got {args.head_dim}")
+    if args.reps < 1:
+        parser.error(f"--reps must be >= 1 (each case needs a timed call); got {args.reps}")
+    if not args.min_time >= 0 or args.min_time == float("inf"):
+        parser.error(f"--min-time must be a finite number of seconds >= 0; got {args.min_time}")
     device = pick_device(args.device)
     if args.memory_case:
         impl, T = args.memory_case[0], int(args.memory_case[1])
