@@ -142,7 +142,9 @@ def reproduce_parallel(profile: str, jobs: int, device: str = "auto", force: boo
     previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         for i, share in enumerate(deal(profile, jobs)):
-            script = ("import sys; from ssmax.parallel import run_share\n"
+            script = ("import sys\n"
+                      "try:\n    from ssmax.parallel import run_share\n"
+                      "except KeyboardInterrupt:\n    sys.exit(130)\n"  # Ctrl-C while importing torch
                       "sys.exit(run_share(%d, %r, %r, %r, %r, %d))" % (i, share, profile, device, force, threads))
             procs.append(subprocess.Popen([sys.executable, "-c", script]))
         times = {}
