@@ -72,7 +72,7 @@ def test_a_killed_two_process_run_resumes_to_its_uninterrupted_metrics(two_proce
     proc.wait()
     results = Path(env["SSMAX_RESULTS_DIR"]) / "smoke" / f"{EXPERIMENT}--seed0.json"
     assert ckpt.exists() and not results.exists(), "the run should have been killed after its first checkpoint"
-    assert 0 < torch.load(ckpt, weights_only=False)["step"] < ex.experiment_config(EXPERIMENT, "smoke").train.steps
+    assert 0 < torch.load(ckpt, weights_only=True)["step"] < ex.experiment_config(EXPERIMENT, "smoke").train.steps
 
     resumed = subprocess.run(_torchrun(["run", EXPERIMENT, "--profile", "smoke"]), cwd=REPO, env=env,
                              capture_output=True, text=True, timeout=600)

@@ -92,8 +92,21 @@ def test_notebook_tool_allows_the_same_values_as_the_package():
 
 # --- 2. edited results are refused, with the command that remakes them --------------------------
 
+def _example(spec):
+    """A value that fits a `store.METRICS_SCHEMA` spec (optional keys left out)."""
+    if isinstance(spec, tuple):
+        return None
+    if isinstance(spec, list):
+        return [_example(spec[0])]
+    if isinstance(spec, dict):
+        if "*" in spec:
+            return {"k": _example(spec["*"])}
+        return {k: _example(v) for k, v in spec.items() if not isinstance(v, tuple)}
+    return {"num": 1.0, "int": 1, "str": "x"}[spec]
+
+
 def _metrics_for(kind: str) -> dict:
-    return {key: 1.0 for key in store.REQUIRED_METRICS[kind]}
+    return _example(store.METRICS_SCHEMA[kind])
 
 
 def _tamper(path: Path, edit) -> None:
@@ -357,7 +370,8 @@ def test_a_dependency_without_its_weights_is_rebuilt(tmp_path, monkeypatch):
     config = ex.experiment_config("pretrain-c", "smoke", 0)
     assert ex._is_current("pretrain-c", "smoke", 0, config)
     save_checkpoint(weights, {"model_config": {}, "state_dict": {}}, "another-config")  # weights of another run
-    assert store.has_current_result("smoke", "pretrain-c", 0, config)  # the JSON alone looks current
+    # the results record the weights they wrote (issue 24): other weights make them stale too
+    assert not store.has_current_result("smoke", "pretrain-c", 0, config)
     assert not ex._is_current("pretrain-c", "smoke", 0, config)  # so run() rebuilds it
 
 

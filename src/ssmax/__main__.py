@@ -3,7 +3,8 @@
 Every error the package raises on purpose (bad input, missing, stale or corrupt results, an
 unusable checkpoint, a corpus that fails its checksum, an unwritable folder, a diverged run)
 prints one line, ``error: ...``, and exits with status 2; Ctrl-C exits with 130 and says how to
-resume. Anything else is a bug and keeps its traceback.
+resume (also while the package is still being imported), SIGTERM to ``reproduce --jobs`` stops its
+workers and exits with 143. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,12 +14,17 @@ import json
 import sys
 import time
 
-from . import experiments as ex
-from . import parallel
-from .checkpoint import CheckpointError
-from .data import CorpusChecksumError
-from .device import DEVICE_CHOICES
-from .results import ResultsError, result_path
+try:  # importing torch takes seconds: Ctrl-C meanwhile is one line, not a traceback
+    from . import distributed
+    from . import experiments as ex
+    from . import parallel
+    from .checkpoint import CheckpointError
+    from .data import CorpusChecksumError
+    from .device import DEVICE_CHOICES, pick_device
+    from .results import ResultsError, result_path
+except KeyboardInterrupt:
+    print("interrupted while starting; nothing was run", file=sys.stderr)
+    sys.exit(130)
 
 # errors whose message is the whole story: shown as one line, without a traceback
 USER_ERRORS = (ValueError, parallel.WorkerFailed, ResultsError, CheckpointError, CorpusChecksumError, OSError, FloatingPointError)
@@ -51,6 +57,16 @@ def _one_line(err: BaseException) -> str:
     return text if isinstance(err, (ValueError, ResultsError)) else f"{type(err).__name__}: {text}"
 
 
+def _resume_hint(args: argparse.Namespace) -> str:
+    """How to resume: `run` resumes by itself; `reproduce` keeps finished runs only with --reuse."""
+    if args.command == "reproduce" and not args.reuse:
+        jobs = f" --jobs {args.jobs}" if args.jobs != 1 else ""
+        headline = " --headline" if args.headline else ""
+        return (f"rerun with --reuse to resume (`python -m ssmax reproduce --profile {args.profile}{jobs}{headline} "
+                f"--reuse`; without it, finished runs are recomputed)")
+    return "rerun the same command to resume from the last checkpoint"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -59,8 +75,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        print(f"interrupted; {_resume_hint(args)}", file=sys.stderr)
         return 130
+    except parallel.Terminated:
+        print(f"terminated; the workers were stopped; {_resume_hint(args)}", file=sys.stderr)
+        return 143
+
+
+def _check_before_running(args: argparse.Namespace) -> None:
+    """What can be known before hours of work start: the device exists, --jobs is not run under
+    torchrun, and the gpu profile is not started on a CPU by accident."""
+    device = pick_device(args.device)  # --device cuda without CUDA: one line now, not two tracebacks later
+    if args.command == "reproduce" and args.jobs != 1 and distributed.launched_world_size() > 1:
+        raise ValueError("--jobs starts its own worker processes and cannot run under torchrun; "
+                         "use torchrun without --jobs, or --jobs without torchrun")
+    if args.profile == "gpu" and args.device == "auto" and device.type == "cpu":
+        raise ValueError("the gpu profile is sized for a GPU (hours of one H100) and this machine has no CUDA "
+                         "device; pass --device cpu to run it on the CPU anyway, or use --profile cpu")
 
 
 def _main(args: argparse.Namespace) -> int:
@@ -72,6 +103,7 @@ def _main(args: argparse.Namespace) -> int:
     if args.command == "run":
         ex.check_experiment(args.name)
         ex.check_seed(args.name, args.profile, args.seed)
+        _check_before_running(args)
         t0 = time.perf_counter()
         result = ex.run(args.name, args.profile, args.seed, device=args.device, force=not args.reuse)
         print(f"{args.name} seed {args.seed} ({args.profile}): done in {time.perf_counter() - t0:.1f} s "
@@ -80,6 +112,7 @@ def _main(args: argparse.Namespace) -> int:
         if final is not None:
             print(f"final validation loss {final:.4f}")
         return 0
+    _check_before_running(args)
     if args.jobs != 1:
         if args.headline:
             raise ValueError("--jobs runs the whole profile; leave out --headline or --jobs")

@@ -5,7 +5,9 @@ notebooks) goes through `write_atomic`: the data goes to a uniquely named tempor
 target's folder, is flushed to disk, and replaces the target with one `os.replace`. An advisory
 lock on ``<target>.lock`` is held around the write and the replace, so two processes writing the
 same path take turns instead of racing (the last one wins, whole). A reader never takes the
-lock: it sees the old file or the new one. The temporary file is removed if anything fails.
+lock: it sees the old file or the new one. The temporary file is removed if anything fails;
+one left by a writer that was killed (SIGKILL, power loss) carries that writer's process id in
+its name and is removed by the next write of the same path (`remove_stale_temps`).
 
 No torch here: the notebook tool imports this without the heavy dependencies.
 """
@@ -59,12 +61,47 @@ def file_lock(path: PathLike) -> Iterator[None]:
 
 def temp_path_beside(path: PathLike, suffix: str = ".tmp") -> Path:
     """A new, empty, uniquely named hidden file in ``path``'s folder (same filesystem, so
-    `os.replace` onto ``path`` is atomic)."""
+    `os.replace` onto ``path`` is atomic): ``.<name>.<pid>-<random><suffix>``; the process id
+    lets a later writer tell a temporary file of a killed writer from one still being written."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}-", suffix=suffix)
     os.close(fd)
     return Path(name)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. EPERM: it exists, owned by someone else
+        return True
+    return True
+
+
+def remove_stale_temps(path: PathLike, suffix: str = ".tmp") -> list[Path]:
+    """Remove the temporary files beside ``path`` that a killed writer left (its process is
+    gone; a name without a process id is older than this scheme and removed too); returns them.
+    A temporary file of a live process is left alone."""
+    path = Path(path)
+    removed = []
+    for tmp in path.parent.glob(f".{glob_escape(path.name)}.*{suffix}"):
+        stem = tmp.name[len(path.name) + 2:-len(suffix)]
+        if "." in stem:  # the temporary file of another target whose name starts like this one
+            continue
+        pid = stem.split("-", 1)[0]
+        if pid.isdigit() and (int(pid) == os.getpid() or _pid_alive(int(pid))):
+            continue
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+            removed.append(tmp)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with glob's special characters escaped (a file name used as a glob prefix)."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 def _fsync_file(path: Path) -> None:
@@ -101,6 +138,7 @@ def write_atomic(path: PathLike, write: Callable[[Path], None]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with file_lock(path):
+        remove_stale_temps(path)
         tmp = temp_path_beside(path)
         try:
             write(tmp)

@@ -157,6 +157,20 @@ def peak_memory_case(impl: str, T: int, device: torch.device, heads: int, head_d
     return {"impl": impl, "T": T, "peak_mb": peak_mb}
 
 
+# fewest rounds for which a ratio is the median of per-round ratios; with fewer (--quick) one slow
+# round decides it, and the ratio shown beside two median times would not be their ratio
+MIN_PAIRED_ROUNDS = 5
+
+
+def paired_ratio(times: list[float], base: list[float]) -> float:
+    """``times`` relative to ``base``: the median over rounds of the ratio within each round (a
+    load spike on a shared machine then moves both sides), or, with fewer than
+    `MIN_PAIRED_ROUNDS` rounds, the ratio of the medians (what the printed times show)."""
+    if len(times) < MIN_PAIRED_ROUNDS:
+        return statistics.median(times) / statistics.median(base)
+    return statistics.median(a / b for a, b in zip(times, base))
+
+
 def time_interleaved(impls, T: int, device: torch.device, heads: int, head_dim: int, reps: int,
                      min_time_s: float = 0.0, max_reps: int = 2000) -> dict[str, dict]:
     """Median forward + backward time of each implementation, called in turn (in rotating order)
@@ -179,7 +193,7 @@ def time_interleaved(impls, T: int, device: torch.device, heads: int, head_dim: 
     for impl, t in times.items():
         out[impl] = {"median_ms": 1000 * statistics.median(t), "reps": len(t)}
         if "softmax" in times:
-            out[impl]["ratio_to_softmax"] = statistics.median(a / b for a, b in zip(t, times["softmax"]))
+            out[impl]["ratio_to_softmax"] = paired_ratio(t, times["softmax"])
     return out
 
 
@@ -273,7 +287,7 @@ def training_throughput(device: torch.device, steps: int) -> list[dict]:
         tok_s = tokens / statistics.median(times[scaling])
         rows.append({"scaling": scaling, "tokens_per_s": tok_s, "parameters": model.num_parameters(),
                      "steps": len(times[scaling]),
-                     "ratio_to_softmax": statistics.median(b / a for a, b in zip(times[scaling], times["softmax"])),
+                     "ratio_to_softmax": paired_ratio(times["softmax"], times[scaling]),
                      "model_gflops_per_s": tok_s * _flops_per_token(model) / 1e9})
     return rows
 
@@ -369,6 +383,14 @@ def main(argv=None) -> int:
     parser.add_argument("--min-time", type=float, default=3.0,
                         help="time each case for at least this many seconds (up to 2000 calls)")
     args = parser.parse_args(argv)
+    if args.heads < 1:
+        parser.error(f"--heads must be >= 1; got {args.heads}")
+    if args.head_dim < 2 or args.head_dim % 2:
+        parser.error(f"--head-dim must be an even integer >= 2 (RoPE rotates pairs); got {args.head_dim}")
+    if args.reps < 1:
+        parser.error(f"--reps must be >= 1 (each case needs a timed call); got {args.reps}")
+    if not args.min_time >= 0 or args.min_time == float("inf"):
+        parser.error(f"--min-time must be a finite number of seconds >= 0; got {args.min_time}")
     device = pick_device(args.device)
     if args.memory_case:
         impl, T = args.memory_case[0], int(args.memory_case[1])

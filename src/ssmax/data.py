@@ -34,6 +34,8 @@ from typing import Any, Iterable, Optional, Union
 import numpy as np
 import torch
 
+from .paths import REPO_ROOT, in_checkout
+
 __all__ = [
     "SPLITS",
     "SEPARATOR",
@@ -75,12 +77,22 @@ CORPUS_FILENAME = "cpython-3.11.7-stdlib.jsonl.xz"
 CORPUS_SHA256 = "afc7e782aebc16b3a96d0e773e21942e5b3a33ef67a8b338d2bd7e1586a544c6"
 """SHA-256 of the committed corpus file; `load_corpus` refuses a file that does not match."""
 
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-_REBUILD_HINT = (
+_REPO_ROOT = REPO_ROOT
+_CHECKOUT_HINT = (
     "Restore it with `git checkout -- data/corpus/`, or rebuild it from a CPython 3.11.7 "
     "installation with `python -m ssmax.data build-corpus` (and update CORPUS_SHA256 in "
     "src/ssmax/data.py if you mean to change the corpus)."
 )
+_INSTALLED_HINT = (
+    "The corpus ships with the repository, not with the installed package: run from a clone of "
+    f"the repository (it is data/corpus/{CORPUS_FILENAME} there), or pass its path to "
+    "load_corpus(path=...)."
+)
+
+
+def _rebuild_hint() -> str:
+    """What to do about a missing or wrong corpus: git advice only inside a checkout."""
+    return _CHECKOUT_HINT if in_checkout() else _INSTALLED_HINT
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -232,13 +244,13 @@ def load_corpus(path: Optional[PathLike] = None, sha256: Optional[str] = CORPUS_
 def _load_corpus_cached(path: str, sha256: Optional[str]) -> Corpus:
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"corpus file not found: {p}. {_REBUILD_HINT}")
+        raise FileNotFoundError(f"corpus file not found: {p}. {_rebuild_hint()}")
     if sha256 is not None:
         actual = _sha256_file(p)
         if actual != sha256:
             raise CorpusChecksumError(
                 f"corpus file {p} has SHA-256 {actual}, expected {sha256}: it is not the "
-                f"committed corpus (corrupted, truncated, or rebuilt). {_REBUILD_HINT}")
+                f"committed corpus (corrupted, truncated, or rebuilt). {_rebuild_hint()}")
     records = _read_records(p)
     split_of = assign_split((path_, len(text.encode("utf-8"))) for path_, text in records)
     splits: dict[str, list[Document]] = {s: [] for s in SPLITS}

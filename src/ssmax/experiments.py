@@ -27,7 +27,7 @@ bias, (e) (a) switched to SSMax after pretraining, (f) switched for the last par
 from __future__ import annotations
 
 import dataclasses
-
+import difflib
 import sys
 import time
 from dataclasses import dataclass, field
@@ -40,7 +40,8 @@ from . import distributed
 from . import results as store
 from . import sets_run
 from .baselines import BASELINES, baseline
-from .checkpoint import checkpoint_problem, load_checkpoint, save_checkpoint
+from .atomic import remove_stale_temps
+from .checkpoint import CheckpointError, checkpoint_problem, load_checkpoint, save_checkpoint
 from .data import load_corpus
 from .device import DEVICE_CHOICES, pick_device
 from .evaluate import (NEEDLE_METRICS, beyond_window, fixed_windows, heldout_loss, needle_accuracy, needle_scores,
@@ -276,7 +277,10 @@ def check_profile(profile: str) -> Profile:
 
 def check_experiment(name: str) -> str:
     if name not in _REGISTRY and name not in sets_run.set_experiment_names():
-        raise ValueError(f"unknown experiment {name!r}; allowed: {', '.join(list_experiments())}")
+        names = list_experiments()
+        close = difflib.get_close_matches(str(name), names, n=3)
+        hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+        raise ValueError(f"unknown experiment {name!r}; {hint}`python -m ssmax list` shows all {len(names)}")
     return name
 
 
@@ -408,17 +412,65 @@ def _split_key(key: str) -> tuple[str, int]:
     return name, int(seed)
 
 
+# The SHA-256 of every weights file `load_weights` read since `run` last cleared it, by key
+# "experiment--seedS": what a result records as the weights it used (``weights_used``).
+_weights_read: dict[str, str] = {}
+
+
 def load_weights(name: str, profile: str, seed: int, device: torch.device) -> tuple[GPT, ExperimentConfig]:
-    """The trained model of a training experiment, checked against its current config."""
+    """The trained model of a training experiment, checked against its current config (its
+    hash, and state-dict keys and shapes that fit the model it describes)."""
     config = experiment_config(name, profile, seed)
     path = store.weights_path(profile, name, seed)
+    command = store.run_command(name, profile, seed)
     if not path.exists():
         raise store.MissingResultsError(f"no weights for {name} (profile {profile}, seed {seed}) at {path}: "
-                                        f"run `{store.run_command(name, profile, seed)}`")
+                                        f"run `{command}`")
+    digest = store.file_sha256(path)
     payload = load_checkpoint(path, store.config_hash(config), map_location=device)
+    problem = _state_dict_problem(payload)
+    if problem:
+        raise CheckpointError(f"weights {path} do not fit their model ({problem}); remake them with `{command}`")
     model = GPT(GPTConfig(**payload["model_config"])).to(device)
     model.load_state_dict({k: v.float() for k, v in payload["state_dict"].items()})
+    if store.file_sha256(path) != digest:
+        raise CheckpointError(f"weights {path} changed while being read (another run writing them?); rerun")
+    _weights_read[f"{name}--seed{seed}"] = digest
     return model.eval(), config
+
+
+def _state_dict_problem(payload: Any) -> Optional[str]:
+    """What is wrong with a weights payload's model config and state dict (None if nothing):
+    missing, unexpected or misshapen tensors are named, as a renamed key would be."""
+    if not isinstance(payload, dict) or not isinstance(payload.get("model_config"), dict) \
+            or not isinstance(payload.get("state_dict"), dict):
+        return "no model_config and state_dict"
+    try:
+        expected = GPT(GPTConfig(**payload["model_config"])).state_dict()
+    except (TypeError, ValueError) as err:
+        return f"model_config is invalid: {err}"
+    got = payload["state_dict"]
+    missing = sorted(set(expected) - set(got))
+    unexpected = sorted(set(got) - set(expected))
+    if missing or unexpected:
+        return f"missing {missing[:3]}, unexpected {unexpected[:3]}"
+    for key, tensor in expected.items():
+        if not torch.is_tensor(got[key]) or tuple(got[key].shape) != tuple(tensor.shape):
+            shape = tuple(got[key].shape) if torch.is_tensor(got[key]) else type(got[key]).__name__
+            return f"{key} has shape {shape}, the model needs {tuple(tensor.shape)}"
+    return None
+
+
+def _weights_file_problem(path, config_hash: str) -> Optional[str]:
+    """Why the weights file at ``path`` cannot be used (None if it can): unreadable, refused,
+    of another config, or with a state dict that does not fit its model."""
+    problem = checkpoint_problem(path, config_hash)
+    if problem is None:
+        try:
+            problem = _state_dict_problem(load_checkpoint(path, config_hash))
+        except CheckpointError as err:
+            problem = str(err)
+    return problem
 
 
 def _load_key(key: str, profile: str, device: torch.device) -> GPT:
@@ -433,17 +485,33 @@ def _source_model(config: ExperimentConfig, profile: str, device: torch.device) 
     return _load_key(config.init_from, profile, device)
 
 
-def _run_training(config: ExperimentConfig, profile: str, seed: int, device: torch.device, progress: bool):
-    init_state = None if config.init_from is None else _source_model(config, profile, device).state_dict()
+def _checkpoint_files(config: ExperimentConfig, profile: str, seed: int) -> list:
+    """The checkpoints a run writes: one per try of its learning-rate ladder (one for most runs)."""
     folder = store.checkpoints_root() / profile
     halvings = config.evaluation.get("lr_halvings", 0) if config.kind == "needle_sft" else 0
-    tries, outcomes, used = [], [], []
-    for k in range(halvings + 1):
+    return [folder / (f"{config.name}--seed{seed}.pt" if k == 0 else f"{config.name}--seed{seed}--lr{k}.pt")
+            for k in range(halvings + 1)]
+
+
+def _remove_checkpoints(config: ExperimentConfig, profile: str, seed: int) -> None:
+    """Delete a finished run's checkpoints (and temporary files of killed writers beside them),
+    only once its results are on disk: until then a rerun resumes from them."""
+    for ckpt in _checkpoint_files(config, profile, seed):
+        ckpt.unlink(missing_ok=True)
+        remove_stale_temps(ckpt)
+
+
+def _run_training(config: ExperimentConfig, profile: str, seed: int, device: torch.device, progress: bool):
+    """Train (every try of the learning-rate ladder), write the weights; returns the metrics,
+    the timing and the SHA-256 of the weights file written (None on ranks other than 0). The
+    checkpoints stay until `run` has written the results."""
+    init_state = None if config.init_from is None else _source_model(config, profile, device).state_dict()
+    halvings = config.evaluation.get("lr_halvings", 0) if config.kind == "needle_sft" else 0
+    tries, outcomes = [], []
+    for k, ckpt in enumerate(_checkpoint_files(config, profile, seed)):
         train_config = dataclasses.replace(config.train, lr=config.train.lr / 2 ** k)
         # one checkpoint per try, kept until the ladder ends: an interrupted ladder resumes
         # in the try it was in, and finished tries are not trained again
-        ckpt = folder / (f"{config.name}--seed{seed}.pt" if k == 0 else f"{config.name}--seed{seed}--lr{k}.pt")
-        used.append(ckpt)
         _discard_unusable_checkpoint(ckpt, store.config_hash(train_config))
         outcome = train(train_config, device=device, init_state=init_state, checkpoint_path=ckpt, progress=progress)
         exact = distributed.from_main(outcome.metrics.get("final_val_exact"))
@@ -457,16 +525,16 @@ def _run_training(config: ExperimentConfig, profile: str, seed: int, device: tor
     metrics = dict(outcome.metrics)
     if halvings:
         metrics.update(lr_tries=tries, lr_chosen=tries[best]["lr"])
+    digest = None
     if distributed.is_main():
-        save_checkpoint(store.weights_path(profile, config.name, seed),
-                        {"model_config": outcome.model.config.to_dict(),
-                         "state_dict": {k: v.detach().cpu().to(WEIGHTS_DTYPE) for k, v in outcome.model.state_dict().items()}},
-                        store.config_hash(config))
-        for ckpt in used:
-            ckpt.unlink(missing_ok=True)
+        digest = save_checkpoint(store.weights_path(profile, config.name, seed),
+                                 {"model_config": outcome.model.config.to_dict(),
+                                  "state_dict": {k: v.detach().cpu().to(WEIGHTS_DTYPE)
+                                                 for k, v in outcome.model.state_dict().items()}},
+                                 store.config_hash(config))
     timing = dict(outcome.timing)
     timing["wall_time_s"] = sum(o.timing.get("wall_time_s") or 0.0 for o in outcomes)
-    return metrics, timing
+    return metrics, timing, digest
 
 
 def _ladder_choice(tries: list[dict], target: Optional[float]) -> int:
@@ -584,13 +652,14 @@ def _discard_unusable_checkpoint(path, train_hash: str) -> None:
 
 
 def _is_current(name: str, profile: str, seed: int, config: ExperimentConfig) -> bool:
-    """Current results (intact, of this config) and, for a training experiment, the weights that
-    later stages load, written by this same config."""
+    """Current results (intact, of this config, computed from the current weights upstream) and,
+    for a training experiment, the weights that later stages load: written by this same config,
+    fitting its model, and the very file its results record."""
     if not store.has_current_result(profile, name, seed, config):
         return False
     if config.kind in ("pretrain", "needle_sft"):
         path = store.weights_path(profile, name, seed)
-        return path.exists() and checkpoint_problem(path, store.config_hash(config)) is None
+        return path.exists() and _weights_file_problem(path, store.config_hash(config)) is None
     return True
 
 
@@ -602,11 +671,9 @@ def _check_outputs_writable(profile: str) -> None:
 
 def _run_set_task(config: ExperimentConfig, profile: str, seed: int, device: torch.device):
     """Train a set model and measure it (one results file; nothing later needs its weights)."""
-    ckpt = store.checkpoints_root() / profile / f"{config.name}--seed{seed}.pt"
-    metrics, timing = sets_run.run_set_experiment(sets_run.SetRunConfig(**config.evaluation), device,
-                                                  store.config_hash(config), ckpt)
-    ckpt.unlink(missing_ok=True)
-    return metrics, timing
+    ckpt = _checkpoint_files(config, profile, seed)[0]  # removed by `run` once the results are written
+    return sets_run.run_set_experiment(sets_run.SetRunConfig(**config.evaluation), device,
+                                       store.config_hash(config), ckpt)
 
 
 def run(name: str, profile: str, seed: int = 0, device: str = "auto", force: bool = False,
@@ -632,8 +699,10 @@ def run(name: str, profile: str, seed: int = 0, device: str = "auto", force: boo
     torch.manual_seed(seed)
     t0 = time.perf_counter()
     timing: dict = {}
+    weights_sha256 = None
+    _weights_read.clear()  # from here on: the weights this run itself loads
     if config.kind in ("pretrain", "needle_sft"):
-        metrics, timing = _run_training(config, profile, seed, dev, progress)
+        metrics, timing, weights_sha256 = _run_training(config, profile, seed, dev, progress)
     elif not distributed.is_main():  # evaluations run on rank 0 alone
         metrics = None
     elif config.kind == "lengthgen":
@@ -649,7 +718,10 @@ def run(name: str, profile: str, seed: int = 0, device: str = "auto", force: boo
     if distributed.is_main():
         env = {**store.environment(dev, time.perf_counter() - t0), "world_size": distributed.world_size(),
                **{f"train_{k}": v for k, v in timing.items()}}
-        store.save_result(profile, name, seed, config, metrics, env)
+        used = {key: _weights_read.get(key) for key in config.depends_on}
+        store.save_result(profile, name, seed, config, metrics, env, weights_sha256=weights_sha256,
+                          weights_used=used)
+        _remove_checkpoints(config, profile, seed)  # only now: a failed write above leaves them to resume from
     distributed.barrier()  # the other ranks read results and weights only once rank 0 wrote them
     return store.load_result(profile, name, seed, config)
 
@@ -706,8 +778,10 @@ def results_for(names: list[str], profile: str, retrain: bool = False, device: s
             except store.ResultsError as err:
                 problems.append(str(err))
     if problems:
+        # the first line names files and commands too: a failed notebook reports only that line
+        first = "; ".join(problems[:2]) + (f"; and {len(problems) - 2} more" if len(problems) > 2 else "")
         raise store.MissingResultsError(
-            f"{len(problems)} result(s) missing, stale or corrupt for profile {profile!r}: run "
-            f"`make reproduce PROFILE={profile}` (or rerun this notebook with retrain=True).\n"
-            f"Or one by one:\n  " + "\n  ".join(problems))
+            f"{len(problems)} result(s) missing, stale or corrupt for profile {profile!r}: {first}. Remake them "
+            f"all with `make reproduce PROFILE={profile}` (or rerun this notebook with retrain=True).\n"
+            f"One by one:\n  " + "\n  ".join(problems))
     return out

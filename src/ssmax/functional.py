@@ -10,6 +10,7 @@ computes that factor. `ssmax` is the stand-alone function, for anything that is 
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Union
 
 import torch
@@ -59,14 +60,27 @@ def causal_key_counts(query_len: int, past_len: int = 0, device: torch.device | 
     With a KV cache holding ``past_len`` earlier tokens the new query ``i`` sees those plus
     itself and the ``i`` new tokens before it.
     """
-    if query_len < 0 or past_len < 0:
-        raise ValueError(f"query_len and past_len must be >= 0; got {query_len}, {past_len}")
+    for name, value in (("query_len", query_len), ("past_len", past_len)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
+            raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
     return torch.arange(past_len + 1, past_len + query_len + 1, device=device, dtype=torch.float32)
 
 
+def _check_number(name: str, value: object) -> None:
+    """ValueError unless ``value`` is a real number or a tensor (not None, a str, a bool...)."""
+    if torch.is_tensor(value):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise ValueError(f"{name} must be a real number or tensor; got a tensor of dtype {value.dtype}")
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a real number or tensor; got {value!r}")
+
+
 def _check_finite(name: str, value: Scalar, minimum: float | None = None) -> None:
-    """ValueError unless ``value`` is finite (and >= minimum); tensors only on the CPU."""
-    t = torch.as_tensor(value)
+    """ValueError unless ``value`` is finite (and >= minimum); tensors only on the CPU. A Python
+    number is checked as a float64 (1e300 is finite, though not in float32)."""
+    _check_number(name, value)
+    t = value if torch.is_tensor(value) else torch.as_tensor(float(value), dtype=torch.float64)
     if t.device.type != "cpu":
         return  # on an accelerator the check would force a device-to-host sync on every call
     if t.is_floating_point() and not bool(torch.isfinite(t).all()):
@@ -110,14 +124,26 @@ def ssmax(x: Tensor, s: Scalar, n: Scalar | None = None, b: Scalar = 0.0, dim: i
     _check_finite("b", b)
     if n is not None:
         _check_finite("n", n)
+    elif x.shape[dim] == 0:
+        return torch.empty_like(x)  # nothing to normalise over, as torch.softmax
     work_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
     xw = x.to(work_dtype)
     if n is None:
         n = x.shape[dim]
     # n in the working dtype, so float64 input gets log n (and the factor) in float64 too
-    factor = query_scale(torch.as_tensor(n, dtype=work_dtype, device=x.device), s, b).to(work_dtype)
+    shapes = {k: tuple(torch.as_tensor(v).shape) for k, v in (("s", s), ("b", b), ("n", n))}
+    try:
+        factor = query_scale(torch.as_tensor(n, dtype=work_dtype, device=x.device), s, b).to(work_dtype)
+        fits = factor.dim() <= x.dim() and torch.broadcast_shapes(factor.shape, x.shape) == x.shape
+    except RuntimeError:  # s, b and n do not broadcast together, or not against x
+        fits = False
+    if not fits:
+        raise ValueError(f"s, b and n must broadcast against x of shape {tuple(x.shape)} without changing its "
+                         f"shape; got shapes {shapes}")
+    if factor.device.type == "cpu" and not bool(torch.isfinite(factor).all()):
+        raise ValueError(f"s * log(n) + b overflows {work_dtype} (x's working dtype); got s={s!r}, b={b!r}")
     masked = torch.isneginf(xw)
-    logits = torch.where(masked, torch.full_like(xw, -math.inf), factor * xw.masked_fill(masked, 0.0))
+    logits = torch.where(masked, torch.full_like(xw, -math.inf), _scaled(xw, masked, factor, dim))
     # +inf or NaN poisons its whole row, as in torch.softmax (added, so gradients see it too)
     poisoned = (torch.isnan(xw) | torch.isposinf(xw)).any(dim=dim, keepdim=True)
     logits = logits + torch.where(poisoned, math.nan, 0.0).to(work_dtype)
@@ -125,6 +151,23 @@ def ssmax(x: Tensor, s: Scalar, n: Scalar | None = None, b: Scalar = 0.0, dim: i
     fully_masked = masked.all(dim=dim, keepdim=True)
     probs = torch.softmax(logits.masked_fill(fully_masked, 0.0), dim=dim).masked_fill(fully_masked, 0.0)
     return probs.to(x.dtype)
+
+
+def _scaled(xw: Tensor, masked: Tensor, factor: Tensor, dim: int) -> Tensor:
+    """factor * x for the unmasked entries, without overflow: where the factor is the same along
+    ``dim`` (always, unless n varies along it), x is first shifted by its row maximum (row
+    minimum for a negative factor), which softmax ignores, so factor * (x - shift) is <= 0 and
+    never inf - inf = NaN ([3e38, -3e38, 1] with s = 10 stays finite)."""
+    finite = xw.masked_fill(~torch.isfinite(xw), 0.0)  # masked, +inf, NaN: handled by the caller
+    aligned = factor.reshape((1,) * (xw.dim() - factor.dim()) + tuple(factor.shape))
+    if aligned.shape[dim] != 1:
+        return factor * finite
+    top = finite.masked_fill(masked, -math.inf).amax(dim=dim, keepdim=True)
+    bottom = finite.masked_fill(masked, math.inf).amin(dim=dim, keepdim=True)
+    shift = torch.where(aligned >= 0, top, bottom)
+    shift = torch.where(torch.isfinite(shift), shift, torch.zeros_like(shift)).detach()  # fully masked rows
+    info = torch.finfo(xw.dtype)
+    return aligned * (finite - shift).clamp(info.min, info.max)
 
 
 # --- theory helpers (chapter 1) -------------------------------------------------------------
@@ -140,6 +183,8 @@ def softmax_max_bound(n: Scalar, gap: Scalar) -> Tensor:
     max_i softmax(z)_i <= 1 / (1 + (n - 1) e^{-gap}); equality when the other n - 1 logits all
     sit at z_max - gap. Tends to 0 as n grows unless the gap grows like log n.
     """
+    _check_finite("n", n, minimum=1.0)
+    _check_number("gap", gap)
     n_t = torch.as_tensor(n, dtype=torch.float64)
     gap_t = torch.as_tensor(gap, dtype=torch.float64)
     # 1/(1 + (n-1) e^{-gap}) = sigmoid(gap - log(n-1)); n = 1 gives 1.
@@ -152,6 +197,9 @@ def ssmax_max_bound(n: Scalar, gap: Scalar, s: Scalar) -> Tensor:
 
     Tends to 1 if gap > 1/s and to 0 if gap < 1/s as n grows: a fixed margin suffices.
     """
+    _check_finite("n", n, minimum=1.0)
+    _check_finite("s", s)
+    _check_number("gap", gap)
     n_t = torch.as_tensor(n, dtype=torch.float64)
     gap_t = torch.as_tensor(gap, dtype=torch.float64)
     s_t = torch.as_tensor(s, dtype=torch.float64)
@@ -164,14 +212,14 @@ def required_logit(n: int, target: float, s: float | None = None, tol: float = 1
 
     Output probability is increasing in z_max, so bisection finds it to ``tol``.
     """
-    if n < 2:
-        raise ValueError(f"n must be >= 2; got {n}")
-    if not 0.0 < target < 1.0:
-        raise ValueError(f"target must be in (0, 1); got {target}")
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 2:
+        raise ValueError(f"n must be an integer >= 2; got {n!r}")
+    if isinstance(target, bool) or not isinstance(target, numbers.Real) or not 0.0 < target < 1.0:
+        raise ValueError(f"target must be a number in (0, 1); got {target!r}")
+    if s is not None and (isinstance(s, bool) or not isinstance(s, numbers.Real) or not math.isfinite(s) or s <= 0):
+        raise ValueError(f"s must be None (softmax) or a finite number > 0; got {s!r}")
     others = torch.linspace(0.0, 1.0, n - 1, dtype=torch.float64)
     factor = 1.0 if s is None else s * math.log(n)
-    if factor <= 0:
-        raise ValueError(f"s must be > 0; got {s}")
 
     def prob(z_max: float) -> float:
         logits = torch.cat([others, torch.tensor([z_max], dtype=torch.float64)]) * factor

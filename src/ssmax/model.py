@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .attention import SCALINGS, CausalSelfAttention, KVCache, QueryScale, QueryScaleFn, default_s_init
-from .rope import rope_angles
+from .rope import check_theta, rope_angles
 
 
 POSITIONS = ("rope", "none")
@@ -192,7 +192,7 @@ class GPT(nn.Module):
         B, T = idx.shape
         past_len = len(cache) if cache is not None else 0
         positions = torch.arange(past_len, past_len + T, device=idx.device)
-        theta = self.config.rope_theta if rope_theta is None else rope_theta
+        theta = self.config.rope_theta if rope_theta is None else check_theta(rope_theta)
         if self.config.position == "rope":
             cos, sin = rope_angles(self.config.n_embd // self.config.n_head, positions, theta)
         else:  # NoPE: no rotation; a rope_theta passed in has nothing to act on

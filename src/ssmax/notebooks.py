@@ -11,9 +11,15 @@ with it: a notebook that fails leaves the committed one byte for byte as it was,
 run in ``<folder>/.failed/<name>.ipynb``, and stops with one line naming the notebook and the
 error (exit status 2).
 
+The kernel runs with numpy's CPU-specific SIMD paths off (`portable_numpy_env`): they round
+``log`` and ``exp`` differently in the last bit, which moves a pixel of a log-scale figure, so
+the same notebook on the same results would give other PNG bytes on a CPU with AVX-512 than on
+one without, and ``make book`` would leave a committed notebook modified.
+
 ``clean`` makes a committed notebook depend only on its sources and outputs: it drops papermill's
 and nbclient's timestamps and durations, normalizes the kernelspec and language_info, keeps cell
-ids (fills missing ones deterministically), keeps outputs and tags, and drops papermill's
+ids (fills missing ones deterministically, and names papermill's injected-parameters cell, which
+papermill gives a random id, ``injected-parameters``), keeps outputs and tags, and drops papermill's
 ``injected-parameters`` cell when every injected value equals the default in the ``parameters``
 cell (so rerunning with the default profile does not churn the file).
 
@@ -27,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import hashlib
 import os
 import shutil
@@ -34,7 +41,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from .atomic import replace_atomically, write_text_atomic
 
@@ -117,6 +124,8 @@ def clean_notebook(nb: Any) -> Any:
         if "tags" in cell.metadata and not cell.metadata["tags"]:
             del cell.metadata["tags"]  # papermill adds empty tag lists
         cell_id = cell.get("id")
+        if "injected-parameters" in _tags(cell):
+            cell_id = cell["id"] = "injected-parameters"  # papermill gives it a random id on every run
         if not cell_id or cell_id in seen:
             digest = hashlib.sha1(f"{index}\0{cell.source}".encode()).hexdigest()[:8]
             cell_id = f"cell-{digest}"
@@ -175,6 +184,35 @@ def _describe_failure(err: BaseException) -> str:
     return f"{type(err).__name__}: {_first_line(str(err))}"
 
 
+def portable_numpy_env() -> dict[str, str]:
+    """``NPY_DISABLE_CPU_FEATURES`` naming every SIMD target above numpy's baseline that this CPU
+    has (e.g. ``X86_V3 X86_V4 AVX512_ICL``), so that the kernel's numpy computes the same bits on
+    every machine of an architecture; empty if numpy does not say, or if the variable is set."""
+    if "NPY_DISABLE_CPU_FEATURES" in os.environ:
+        return {}
+    try:
+        from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
+    except ImportError:  # another numpy layout: leave numpy as it is
+        return {}
+    features = [f for f in __cpu_dispatch__ if __cpu_features__.get(f)]
+    return {"NPY_DISABLE_CPU_FEATURES": " ".join(features)} if features else {}
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables (which a kernel started meanwhile inherits), then restore them."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in old.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
 def _keep_failed(work: Path, path: Path) -> Path | None:
     """Move the failed run to <folder>/.failed/<name> (replacing an older failure)."""
     failed = path.parent / FAILED_FOLDER / path.name
@@ -213,11 +251,12 @@ def execute(paths: Sequence[Path], parameters: dict[str, Any], timeout: int | No
         start = time.perf_counter()
         try:
             nbformat.write(nb, work)
-            papermill.execute_notebook(
-                str(work), str(work), parameters=changed, kernel_name="python3", language="python",
-                cwd=str(path.resolve().parent), progress_bar=True, execution_timeout=timeout,
-                kernel_manager_class=manager,
-            )
+            with _environment(portable_numpy_env()):
+                papermill.execute_notebook(
+                    str(work), str(work), parameters=changed, kernel_name="python3", language="python",
+                    cwd=str(path.resolve().parent), progress_bar=True, execution_timeout=timeout,
+                    kernel_manager_class=manager,
+                )
             clean([work])
             replace_atomically(work, path)
         except Exception as err:

@@ -5,17 +5,29 @@ SHA-256 (``metrics_sha256``), and the environment (package version, git commit, 
 wall time). Reading results for a config whose hash differs raises `StaleResultsError`: old
 numbers are never used in silence. A file whose stored config does not hash to its stored
 ``config_hash``, whose metrics do not match their checksum or lack what their experiment kind
-always writes, raises `CorruptResultsError` with the command that remakes it. (The checksum
-catches edits and damage, not a forger: anyone can recompute it.)
+always writes (or of the wrong types, `METRICS_SCHEMA`), raises `CorruptResultsError` with the
+command that remakes it. (The checksum catches edits and damage, not a forger: anyone can
+recompute it.)
+
+A result is current only if the exact weights it used are current too. A training run records
+the SHA-256 of the weights file it wrote (``weights_sha256``); a run that loads weights records
+the SHA-256 of each file it loaded (``weights_used``, by dependency key). `load_result` follows
+the chain upstream: every dependency's result must exist and be current, record the digest this
+result used, and (where its weights file is on disk) still match that file. Retraining anything
+upstream therefore makes everything downstream stale. Results written before digests were
+recorded have neither field; they stay current only while their upstream has none either, so the
+first retraining upstream makes them stale.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -27,11 +39,11 @@ import torch
 
 from . import __version__
 from .atomic import write_text_atomic
+from .paths import REPO_ROOT, data_dir, folder_from_env, in_checkout
 
 # Bumped when the meaning of stored metrics changes, so every older file becomes stale.
 SCHEMA_VERSION = 1
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 class ResultsError(RuntimeError):
@@ -66,13 +78,14 @@ REQUIRED_METRICS: dict[str, tuple[str, ...]] = {
 
 
 def results_root() -> Path:
-    """data/results, or $SSMAX_RESULTS_DIR (the tests point it at a temporary folder)."""
-    return Path(os.environ.get("SSMAX_RESULTS_DIR", REPO_ROOT / "data" / "results"))
+    """data/results (a per-user folder when installed outside the repository, see
+    `ssmax.paths`), or $SSMAX_RESULTS_DIR (the tests point it at a temporary folder)."""
+    return folder_from_env("SSMAX_RESULTS_DIR", data_dir() / "results")
 
 
 def checkpoints_root() -> Path:
     """Resumable training checkpoints (optimizer and RNG states too); never committed."""
-    return Path(os.environ.get("SSMAX_CHECKPOINT_DIR", REPO_ROOT / "data" / "checkpoints"))
+    return folder_from_env("SSMAX_CHECKPOINT_DIR", data_dir() / "checkpoints")
 
 
 def to_jsonable(obj: Any) -> Any:
@@ -123,6 +136,8 @@ def git_commit() -> Optional[str]:
     where the tree was copied without its git folder (a remote machine, a container)."""
     if os.environ.get("SSMAX_GIT_COMMIT"):
         return os.environ["SSMAX_GIT_COMMIT"]
+    if not in_checkout():  # an installed copy: whatever git repository lies around it is not ours
+        return None
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True,
                                 text=True, timeout=10).stdout.strip()
@@ -173,10 +188,13 @@ def check_writable(folder: Path) -> None:
                               f"SSMAX_RESULTS_DIR / SSMAX_CHECKPOINT_DIR at a writable folder") from err
 
 
-def save_result(profile: str, experiment: str, seed: int, config: Any, metrics: dict, env: dict) -> Path:
+def save_result(profile: str, experiment: str, seed: int, config: Any, metrics: dict, env: dict,
+                weights_sha256: Optional[str] = None, weights_used: Optional[dict[str, Optional[str]]] = None) -> Path:
+    """Write a run's results; ``weights_sha256``: the digest of the weights file it wrote (a
+    training run), ``weights_used``: the digest of each weights file it loaded, by dependency key."""
     path = result_path(profile, experiment, seed)
     jsonable = to_jsonable(metrics)
-    write_json_atomic(path, {
+    payload = {
         "experiment": experiment,
         "profile": profile,
         "seed": seed,
@@ -185,8 +203,118 @@ def save_result(profile: str, experiment: str, seed: int, config: Any, metrics: 
         "metrics": jsonable,
         "metrics_sha256": metrics_checksum(jsonable),
         "environment": env,
-    })
+    }
+    if weights_sha256 is not None:
+        payload["weights_sha256"] = weights_sha256
+    if weights_used:
+        payload["weights_used"] = dict(weights_used)
+    write_json_atomic(path, payload)
     return path
+
+
+# --- the identity of weights files ----------------------------------------------------------
+
+def _sha256_of_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=512)
+def _cached_sha256(path: str, size: int, mtime_ns: int, inode: int) -> str:
+    return _sha256_of_file(Path(path))
+
+
+def file_sha256(path: Path) -> Optional[str]:
+    """SHA-256 of a file's bytes (None if there is none); cached while its size, modification
+    time and inode stay the same, so checking a chain of results rereads nothing."""
+    try:
+        st = Path(path).stat()
+    except FileNotFoundError:
+        return None
+    return _cached_sha256(str(Path(path).resolve()), st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _split_dependency(key: str) -> tuple[str, int]:
+    name, sep, seed = key.rpartition("--seed")
+    if not sep or not seed.isdigit():
+        raise ValueError(f"a dependency key is 'experiment--seedS'; got {key!r}")
+    return name, int(seed)
+
+
+# --- what the metrics of each kind look like -------------------------------------------------
+
+# A small type language: "num" (int or float; null stands for NaN), "int", "str", "bool",
+# [spec] a list of spec, {"*": spec} an object of spec values, {key: spec} an object that holds
+# at least these keys (others allowed), ("opt", spec) a key that may be absent or null.
+_NUM, _INT, _STR = "num", "int", "str"
+_CURVE = {"curve": [_NUM], "windows": {"*": _NUM}, "document_windows": ("opt", {"*": [_NUM]})}
+_NEEDLE_GRID = {"context_lengths": [_INT], "depths": [_NUM], "trials": _INT, "exact": [[_NUM]],
+                "first_digit": ("opt", [[_NUM]]), "digit_accuracy": ("opt", [[_NUM]]),
+                "bits_per_digit": ("opt", [[_NUM]])}
+_NEEDLE_SCORES = {"context_len": _INT, "depths": [_NUM], "scores": [[[_NUM]]], "top_score": [_NUM],
+                  "outcomes": ("opt", [_STR]), "bits_per_digit": ("opt", [_NUM])}
+_TRAINING = {"steps": [_INT], "train_loss": [_NUM], "eval_steps": [_INT], "val_loss": [_NUM],
+             "final_val_loss": _NUM, "n_parameters": _INT, "scaling_after_training": _STR,
+             "lr": ("opt", [_NUM]), "learned_s": ("opt", [[_NUM]]), "learned_b": ("opt", [[_NUM]]),
+             "learned_p_n": ("opt", [_NUM])}
+METRICS_SCHEMA: dict[str, Any] = {
+    "pretrain": _TRAINING,
+    "needle_sft": {**_TRAINING, "val_exact": [_NUM], "final_val_exact": _NUM, "lr_chosen": ("opt", _NUM),
+                   "lr_tries": ("opt", [{"lr": _NUM, "final_val_exact": _NUM, "final_val_loss": _NUM}])},
+    "lengthgen": {"curves": {"*": _CURVE}, "n_documents": _INT, "length": _INT, "heldout_loss": {"*": _NUM},
+                  "heldout_tokens": _INT, "context_free_loss": _NUM},
+    "needle_eval": {"*": _NEEDLE_GRID},
+    "needle_score": {"fixed_depth": _NEEDLE_SCORES, "random_trials": _NEEDLE_SCORES},
+    "theta_study": {"factors": [_NUM], "loss": {"*": {"*": {"mean": [_NUM], "documents": [[_NUM]]}}},
+                    "needle": {"context_lengths": [_INT], "exact": [[_NUM]]}},
+    "set_task": {"set_sizes": [_INT], "accuracy": [_NUM], "target_weight": [_NUM]},
+}
+
+
+def schema_problem(value: Any, spec: Any, where: str = "metrics") -> Optional[str]:
+    """Where ``value`` departs from ``spec`` (see `METRICS_SCHEMA`), e.g. "metrics.curves.x.curve[3]
+    is a str, not a number"; None if it fits."""
+    def kind(v: Any) -> str:
+        return "null" if v is None else type(v).__name__
+
+    if isinstance(spec, tuple):  # ("opt", spec)
+        return None if value is None else schema_problem(value, spec[1], where)
+    if spec == _NUM:
+        ok = value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+        return None if ok else f"{where} is a {kind(value)}, not a number"
+    if spec == _INT:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return None if ok else f"{where} is a {kind(value)}, not an integer"
+    if spec == _STR:
+        return None if isinstance(value, str) else f"{where} is a {kind(value)}, not a string"
+    if isinstance(spec, list):
+        if not isinstance(value, list):
+            return f"{where} is a {kind(value)}, not a list"
+        for i, item in enumerate(value):
+            problem = schema_problem(item, spec[0], f"{where}[{i}]")
+            if problem:
+                return problem
+        return None
+    if not isinstance(value, dict):
+        return f"{where} is a {kind(value)}, not an object"
+    if "*" in spec:
+        items = [(k, v, spec["*"]) for k, v in value.items()]
+    else:
+        absent = [k for k, sub in spec.items() if k not in value and not isinstance(sub, tuple)]
+        if absent:
+            return f"{where} lacks {absent}"
+        items = [(k, value[k], sub) for k, sub in spec.items() if k in value]
+    for key, item, sub in items:
+        problem = schema_problem(item, sub, f"{where}.{key}")
+        if problem:
+            return problem
+    return None
 
 
 def _remake_hint(path: Path) -> str:
@@ -233,6 +361,16 @@ def _check_integrity(path: Path, data: dict) -> None:
     absent = [k for k in REQUIRED_METRICS.get(data["config"].get("kind"), ()) if k not in metrics]
     if absent:
         raise corrupt(f"metrics lack {absent}")
+    problem = schema_problem(metrics, METRICS_SCHEMA.get(data["config"].get("kind"), {}))
+    if problem:
+        raise corrupt(problem)
+    digest = data.get("weights_sha256")
+    if digest is not None and not (isinstance(digest, str) and _SHA256.fullmatch(digest)):
+        raise corrupt(f"weights_sha256 is {digest!r}, not a SHA-256")
+    used = data.get("weights_used", {})
+    if not isinstance(used, dict) or any(v is not None and not (isinstance(v, str) and _SHA256.fullmatch(v))
+                                         for v in used.values()):
+        raise corrupt("weights_used is not an object of SHA-256 digests")
 
 
 def read_result_file(path: Path) -> dict:
@@ -258,7 +396,44 @@ def load_result(profile: str, experiment: str, seed: int, config: Any) -> dict:
         raise StaleResultsError(f"stale results: rerun `{command}` ({path} has config hash "
                                 f"{data['config_hash']}, the current config hashes to {expected})")
     _check_integrity(path, data)
+    problem = weights_problem(profile, data)
+    if problem:
+        raise StaleResultsError(f"stale results: rerun `{command}` ({path}: {problem})")
     return data
+
+
+def weights_problem(profile: str, data: dict, _seen: Optional[set] = None) -> Optional[str]:
+    """Why the weights a result was computed from (or, for a training run, wrote) are not the
+    current ones; None if they are. Follows the dependencies upstream (see the module doc)."""
+    seen = set() if _seen is None else _seen
+    own = data.get("weights_sha256")
+    weights = weights_path(profile, data["experiment"], data["seed"])
+    on_disk = file_sha256(weights) if own is not None else None
+    if on_disk is not None and on_disk != own:
+        return f"its weights file {weights} is not the one it recorded (sha256 {on_disk[:12]}..., recorded {own[:12]}...)"
+    used = data.get("weights_used") or {}
+    for key, dep_hash in (data["config"].get("depends_on") or {}).items():
+        name, seed = _split_dependency(key)
+        dep_path = result_path(profile, name, seed)
+        if not dep_path.exists():
+            return f"it was computed from {key}, which has no results at {dep_path}"
+        try:
+            dep = read_result_file(dep_path)
+        except CorruptResultsError as err:
+            return f"it was computed from {key}, whose results are unusable ({err})"
+        if dep["config_hash"] != dep_hash:
+            return f"it was computed from {key} of config hash {dep_hash}; {dep_path} has {dep['config_hash']}"
+        if used.get(key) != dep.get("weights_sha256"):
+            recorded = (used.get(key) or "none")[:12]
+            current = (dep.get("weights_sha256") or "none")[:12]
+            return (f"it was computed from weights of {key} (sha256 {recorded}) other than those {dep_path} "
+                    f"records ({current}): {key} was retrained since")
+        if key not in seen:
+            seen.add(key)
+            problem = weights_problem(profile, dep, seen)
+            if problem:
+                return f"its input {key} is stale ({problem})"
+    return None
 
 
 def has_current_result(profile: str, experiment: str, seed: int, config: Any) -> bool:
@@ -271,11 +446,28 @@ def has_current_result(profile: str, experiment: str, seed: int, config: Any) ->
     return True
 
 
+_RESULT_NAME = re.compile(r"(?P<experiment>.+)--seed(?P<seed>[0-9]+)")
+
+
+def result_files(folder: Path) -> list[Path]:
+    """The results files of a folder: ``<experiment>--seed<k>.json`` of a known experiment, sorted;
+    a copy ("... (copy).json"), a hidden file or another name is not a run and is skipped."""
+    from .experiments import list_experiments  # imported here: experiments imports this module
+
+    known = set(list_experiments())
+    out = []
+    for path in sorted(Path(folder).glob("*--seed*.json")):
+        match = _RESULT_NAME.fullmatch(path.stem)
+        if match and match["experiment"] in known and not path.name.startswith("."):
+            out.append(path)
+    return out
+
+
 def wall_times(profile: str) -> dict[str, float]:
     """Recorded wall time of every stored run of a profile, ``{"name--seedS": seconds}``."""
     folder = results_root() / profile
     out = {}
-    for path in sorted(folder.glob("*--seed*.json")):
+    for path in result_files(folder):
         data = read_result_file(path)
         out[path.stem] = float(data["environment"].get("wall_time_s", float("nan")))
     return out

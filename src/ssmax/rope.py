@@ -7,8 +7,22 @@ queries and multiplies them by SSMax's factor in one pass (the factor rides in t
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import torch
 from torch import Tensor
+
+
+def check_theta(theta: object, name: str = "rope_theta") -> float:
+    """``theta`` as a float if it is a finite number > 0 (a 0-d tensor counts); else a
+    ValueError naming it: NaN or inf would give finite, silently wrong angles."""
+    if torch.is_tensor(theta) and theta.dim() == 0 and theta.is_floating_point():
+        theta = theta.item()
+    if isinstance(theta, bool) or not isinstance(theta, numbers.Real) or not math.isfinite(float(theta)) \
+            or not float(theta) > 0:
+        raise ValueError(f"{name} must be a finite number > 0; got {theta!r}")
+    return float(theta)
 
 
 def rope_angles(head_dim: int, positions: Tensor, theta: float) -> tuple[Tensor, Tensor]:
@@ -18,8 +32,7 @@ def rope_angles(head_dim: int, positions: Tensor, theta: float) -> tuple[Tensor,
     """
     if head_dim % 2:
         raise ValueError(f"head_dim must be even for RoPE; got {head_dim}")
-    if theta <= 0:
-        raise ValueError(f"rope theta must be > 0; got {theta}")
+    theta = check_theta(theta, "rope theta")
     inv_freq = theta ** (-torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float64) / head_dim)
     angles = positions.to(torch.float64)[:, None] * inv_freq[None, :]
     return angles.cos().to(torch.float32), angles.sin().to(torch.float32)

@@ -29,7 +29,8 @@ def _read_folder(folder: str, checked: bool = True) -> dict[str, dict]:
     if not path.is_dir():
         return {}
     read = store.read_result_file if checked else (lambda p: json.loads(p.read_text()))
-    return {p.stem: read(p) for p in sorted(path.glob("*--seed*.json"))}
+    # only <experiment>--seed<k>.json of known experiments: a stray copy is not a run
+    return {p.stem: read(p) for p in store.result_files(path)}
 
 
 def _block_size(result: dict, stored: dict[str, dict]) -> Optional[int]:
