@@ -19,7 +19,8 @@ import nbformat
 import pytest
 import torch
 
-from ssmax import bench, cost
+from ssmax import bench
+from ssmax.book import cost
 from ssmax import experiments as ex
 from ssmax import results as store
 from ssmax.checkpoint import CheckpointError, save_checkpoint
