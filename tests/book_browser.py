@@ -34,7 +34,14 @@ WIDTHS = (1280, 390)  # a laptop, a phone (iPhone 12-15 portrait)
 HEIGHTS = {1280: 1024, 390: 844}
 SCREENSHOT_MAX_HEIGHT = 30_000  # px; taller pages are cut (Chromium's own limit is ~32k)
 
-CHECKS = ("offline", "math", "images", "overflow", "titles", "plumbing")
+CHECKS = ("offline", "math", "images", "overflow", "titles", "plumbing", "code", "figures", "tables", "words",
+          "equations", "navigation")
+# Checks across pages (`book_problems`): what one page shows of another.
+BOOK_CHECKS = ("scorecard links", "outline links")
+
+MIN_TEXT_PX = 8.0  # the smallest figure text a reader can read on a phone, in CSS px
+MAX_LEGEND = 6     # entries in one legend
+PHONE = 600        # below this width the page is laid out as on a phone
 
 
 # --------------------------------------------------------------------------- pages
@@ -70,6 +77,59 @@ def search_titles(html: Path) -> dict[str, str]:
 
 
 RAW_TEX = re.compile(r"\\\(|\\\)|\\\[|\\\]|\$")
+
+
+def figure_record(src: str) -> dict[str, Any]:
+    """What a figure's PNG says about itself: its resolution and, when drawn with
+    ``ssmax.book.plots.show``, the ``ssmax:*`` text chunks (smallest font, panels, grid, longest
+    legend, whether every cell of a heatmap is the same number). Unknown fields are absent."""
+    from urllib.parse import unquote, urlparse
+
+    from PIL import Image
+
+    path = Path(unquote(urlparse(src).path))
+    if not path.is_file():
+        return {}
+    with Image.open(path) as im:
+        info = dict(getattr(im, "text", {}) or {})
+        dpi = im.info.get("dpi", (0, 0))[0]
+    out: dict[str, Any] = {"dpi": float(dpi) if dpi else None}
+    for key, value in info.items():
+        if key.startswith("ssmax:"):
+            out[key[len("ssmax:"):]] = value
+    return out
+
+
+# Words no reader should meet: the package's internal keys (`ssmax.book.labels.internal_keys`),
+# ASCII stand-ins for the paper's notation, raw Python values, file names, and how the work on
+# the book was organised.
+_NOTATION = [(re.compile(r"\+-(?!\w)|\+/-"), "'+-' for ±"),
+             (re.compile(r"\w\(s\)"), "'(s)' plural"),
+             (re.compile(r"(?<![\w.])\d+(?:\.\d+)? x \d|(?<![\w-])x\d+\b"), "'x' for ×"),
+             (re.compile(r"\btheta\b"), "'theta' for θ"),
+             (re.compile(r"\{'[^']*': |\{\"[^\"]*\": "), "a raw Python dict"),
+             (re.compile(r"(?<![\w/.-])[\w-]+\.(?:md|py|json|ipynb|cfg|yml|yaml|toml)\b"), "a file name"),
+             (re.compile(r"\bpaper-notes\b"), "an internal notes file"),
+             (re.compile(r"\b(?:lent|sessions?|device time)\b", re.I), "how the work was organised")]
+
+
+def internal_keys() -> set[str]:
+    """The package's registry of keys (experiments, set-task settings, baselines, protocols,
+    verdict ids), from ``ssmax.book.labels``."""
+    from ssmax.book.labels import internal_keys as keys
+
+    return keys()
+
+
+_KEYS_RE: re.Pattern | None = None
+
+
+def _keys_re() -> re.Pattern:
+    global _KEYS_RE
+    if _KEYS_RE is None:
+        keys = sorted(internal_keys(), key=len, reverse=True)
+        _KEYS_RE = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, keys)) + r")(?![\w-])")
+    return _KEYS_RE
 
 
 # --------------------------------------------------------------------------- browser
@@ -122,6 +182,9 @@ def requested_urls(driver: Any) -> list[str]:
 # Runs in the page after MathJax finished; everything the checks need, measured by the browser.
 _PROBE = r"""
 const main = document.querySelector('article.bd-article') || document.querySelector('main') || document.body;
+// the reader who opens a fold sees what is in it: measure with every fold open, then close them again
+const folds = Array.from(main.querySelectorAll('details:not([open])'));
+folds.forEach(d => { d.open = true; });
 const visible = el => !!el && el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
 const clip = (s, n = 120) => { s = s.replace(/\s+/g, ' ').trim(); return s.length > n ? s.slice(0, n) + '…' : s; };
 const longestLine = el => (el.innerText || el.textContent || '').split('\n')
@@ -177,7 +240,73 @@ const plumbing = Array.from(main.querySelectorAll('.cell')).filter(cell => {
 }).map(cell => clip(cell.querySelector('.cell_input').innerText, 100));
 
 const column = main.querySelector('section') || main;
+
+// code cells: input lines cut off (scrolled sideways) and checks a reader should not see
+const inputs = Array.from(main.querySelectorAll('.cell_input')).filter(visible);
+const codeCut = inputs.flatMap(el => Array.from(el.querySelectorAll('pre')))
+  .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
+  .map(pre => ({scroll: pre.scrollWidth, client: pre.clientWidth, text: clip(longestLine(pre), 120)}));
+const codeChecks = inputs.map(el => el.innerText || '')
+  .filter(t => /^\s*assert\b/m.test(t) || /print\([^)]*all hold/.test(t)).map(t => clip(t, 100));
+
+// figures: the image's shown / natural width, whether a tap opens it full size
+const figures = Array.from(main.querySelectorAll('img')).map(img => {
+  const a = img.closest('a');
+  const cap = img.closest('figure') && img.closest('figure').querySelector('.caption-number');
+  return {src: img.src, naturalWidth: img.naturalWidth, shownWidth: img.getBoundingClientRect().width,
+          opens: !!a && a.href.split('#')[0] === img.src.split('#')[0],
+          number: cap ? cap.textContent.replace(/\s+/g, ' ').trim() : ''};
+});
+
+// tables: words broken inside a cell, TeX that MathJax did not typeset
+const cellBreaks = [], tableTex = [];
+for (const table of Array.from(main.querySelectorAll('table'))) {
+  const cells = Array.from(table.querySelectorAll('td, th'));
+  const bad = cells.find(c => { const st = getComputedStyle(c);
+    return st.overflowWrap === 'anywhere' || st.wordBreak === 'break-all' || st.wordBreak === 'break-word'
+        || st.hyphens === 'auto'; });
+  if (bad) { const st = getComputedStyle(bad);
+    cellBreaks.push(`overflow-wrap:${st.overflowWrap}; word-break:${st.wordBreak}; hyphens:${st.hyphens} in `
+                    + clip(bad.innerText || '', 60)); }
+  const tex = proseText(table).match(/.{0,30}(\\[A-Za-z]+|\^\{|_\{).{0,30}/g);
+  if (tex) tableTex.push(...tex.map(t => clip(t, 80)));
+}
+
+// the words a reader reads: prose, tables, verdict boxes and text outputs, not code
+function readerText(root) {
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT, {acceptNode(node) {
+    for (let p = node.parentElement; p && p !== root.parentElement; p = p.parentElement) {
+      const tag = p.tagName.toLowerCase();
+      if (['code', 'script', 'style', 'kbd', 'textarea'].includes(tag) || tag.startsWith('mjx-')
+          || p.classList.contains('cell_input') || p.classList.contains('headerlink')
+          || /(^|\s)highlight-(?!myst-ansi)/.test(p.className)  // code listed as output (the method on the page)
+          || (tag === 'pre' && !p.closest('.cell_output'))) return NodeFilter.FILTER_REJECT;
+    }
+    return NodeFilter.FILTER_ACCEPT;
+  }});
+  const parts = [];
+  while (walker.nextNode()) parts.push(walker.currentNode.nodeValue);
+  return parts.join(' ').replace(/\s+/g, ' ');
+}
+
+// display equations wider than their box: they must scroll and say so (class ssmax-scrolls)
+const wideMath = Array.from(main.querySelectorAll('mjx-container[display="true"]')).filter(visible)
+  .filter(el => el.scrollWidth > el.clientWidth + 1 || el.getBoundingClientRect().right > main.getBoundingClientRect().right + 1)
+  .filter(el => { const st = getComputedStyle(el);
+    return !(['auto', 'scroll'].includes(st.overflowX) && el.closest('.ssmax-scrolls')); })
+  .map(el => clip((el.querySelector('mjx-assistive-mml') || el).textContent, 60));
+
+// search boxes a reader sees at once (the dialog they open is not one)
+const searches = Array.from(document.querySelectorAll('.search-button__button, form.bd-search, input[type=search]'))
+  .filter(el => visible(el) && !el.closest('dialog') && el.getBoundingClientRect().width > 0).length;
+
+const links = Array.from(main.querySelectorAll('a[href]')).map(a => a.getAttribute('href'));
+const ids = Array.from(document.querySelectorAll('[id]')).map(el => el.id);
+const hasVerdict = !!main.querySelector('.ssmax-verdict');
+folds.forEach(d => { d.open = false; });
 return {
+  codeCut: codeCut, codeChecks: codeChecks, figures: figures, cellBreaks: cellBreaks, tableTex: tableTex,
+  text: readerText(main), wideMath: wideMath, searches: searches, links: links, ids: ids, hasVerdict: hasVerdict,
   title: document.title,
   h1: h1 ? h1.textContent.replace(/¶|#$/g, '').trim() : '',
   mjx: document.querySelectorAll('mjx-container').length,
@@ -213,12 +342,15 @@ def open_page(driver: Any, path: Path) -> dict[str, Any]:
         "MathJax.startup.promise.then(() => done(true), () => done(false));")
     report = driver.execute_script(_PROBE)
     report["requests"] = requested_urls(driver)
+    report["width"] = driver.execute_script("return window.innerWidth")
+    for fig in report["figures"]:
+        fig["meta"] = figure_record(fig["src"])
     report["console"] = [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE"]
     return report
 
 
 # --------------------------------------------------------------------------- checks
-def problems(report: dict[str, Any], search_title: str | None = None) -> dict[str, list[str]]:
+def problems(report: dict[str, Any], search_title: str | None = None, root: bool = False) -> dict[str, list[str]]:
     """What a reader would see wrong on one page at one width, by check (`CHECKS`); an empty
     list means the check passes.
 
@@ -229,8 +361,20 @@ def problems(report: dict[str, Any], search_title: str | None = None) -> dict[st
     titles    no raw TeX (``\\(``, ``$``) in the browser title, the search index's title, the
               navigation (sidebar, previous/next, breadcrumbs)
     plumbing  no visible parameters cell or parameter check (they are hidden with ``remove-cell``)
+    code      no code cell shows an ``assert`` or a "... all hold" print; at a laptop's width no line
+              of a code cell is cut off (on a phone code scrolls sideways, as it should)
+    figures   `figure_problems`: legible on a phone, no empty grid cell, short legends, not one
+              number in every cell, tap to enlarge, numbered "Figure N.M"
+    tables    no table cell breaks words inside (``overflow-wrap: anywhere``, ``word-break``,
+              ``hyphens: auto``), no untypeset TeX (a backslash, ``^{``, ``_{``) in a table
+    words     the reader's text (prose, tables, verdict boxes, text output; not code) shows no
+              internal key of the package (`internal_keys`), no ASCII stand-in for the paper's
+              notation, raw dict, file name, notes file, or word about how the work was organised
+    equations a display equation wider than the column scrolls inside its box, with a cue
+    navigation one search box at a laptop's width
 
-    Folded output (``hide-output``) counts: the reader who unfolds it sees it.
+    Folds (``hide-input``, ``hide-output``, dropdowns) are measured open: the reader who unfolds
+    them sees what is inside.
     """
     out: dict[str, list[str]] = {c: [] for c in CHECKS}
     # chrome:// is the browser's own start page, which never leaves the machine either
@@ -255,6 +399,104 @@ def problems(report: dict[str, Any], search_title: str | None = None) -> dict[st
     titles.update({f"navigation {t!r}": t for t in report["navTexts"]})
     out["titles"] += [f"raw TeX in the {where}: {text!r}" for where, text in titles.items() if RAW_TEX.search(text)]
     out["plumbing"] += [f"visible: {text!r}" for text in report["plumbing"]]
+    width = report.get("width") or report["viewportWidth"]
+    out["code"] += [f"an assert or check in a code cell: {t!r}" for t in report["codeChecks"]]
+    if width >= PHONE:  # on a phone code scrolls sideways, as it should
+        out["code"] += [f"code line cut off ({c['scroll']} px in {c['client']} px): {c['text']!r}"
+                        for c in report["codeCut"]]
+    for fig in report["figures"]:
+        out["figures"] += figure_problems(fig, width, root)
+    out["tables"] += [f"words broken inside a cell: {t}" for t in report["cellBreaks"]]
+    out["tables"] += [f"raw TeX in a table: {t!r}" for t in report["tableTex"]]
+    text = report["text"]
+    for m in _keys_re().finditer(text):
+        out["words"].append(f"internal key {m.group(1)!r}: {text[max(0, m.start() - 40):m.end() + 40]!r}")
+    for rx, what in _NOTATION:
+        for m in rx.finditer(text):
+            out["words"].append(f"{what}: {text[max(0, m.start() - 40):m.end() + 40]!r}")
+    out["equations"] += [f"display equation cut off with no scroll cue: {t!r}" for t in report["wideMath"]]
+    if width >= PHONE and report["searches"] > 1:
+        out["navigation"].append(f"{report['searches']} search boxes at {width} px (one is enough)")
+    return out
+
+
+def figure_problems(fig: dict[str, Any], width: int, root: bool = False) -> list[str]:
+    """A figure is readable where it is shown: its smallest text at least `MIN_TEXT_PX` CSS px
+    (on a phone; measured from the PNG's resolution, its recorded smallest font and the width it
+    is shown at), every cell of its grid a panel, legends of at most `MAX_LEGEND` entries, not
+    every cell the same number, a tap opens it full size, and it is numbered "Figure N.M" (on
+    the book's first page, which has no chapter number, "Figure N")."""
+    name = fig["src"].rsplit("/", 1)[-1][:16] + "…"
+    meta, out = fig.get("meta", {}), []
+    if not fig["opens"]:
+        out.append(f"{name}: a tap does not open it full size (no link to the image)")
+    if fig["number"] and not re.fullmatch(r"Figure \d+" if root else r"Figure \d+\.\d+", fig["number"]):
+        out.append(f"{name}: numbered {fig['number']!r}, not 'Figure N.M'")
+    if "panels" not in meta:
+        out.append(f"{name}: records no panels (draw it with ssmax.book.plots.show)")
+    else:
+        rows, cols = (int(x) for x in meta["grid"].split("x"))
+        if rows * cols > int(meta["panels"]):
+            out.append(f"{name}: {rows * cols - int(meta['panels'])} empty cell(s) in a {rows}×{cols} grid")
+    if int(meta.get("legend", 0)) > MAX_LEGEND:
+        out.append(f"{name}: a legend of {meta['legend']} entries (at most {MAX_LEGEND})")
+    if meta.get("uniform") == "true":
+        out.append(f"{name}: every cell shows the same number (say it in a sentence)")
+    if width < PHONE and fig["naturalWidth"] and fig["shownWidth"]:
+        font_pt = float(meta.get("min_font_pt", 9.0))
+        dpi = float(meta.get("dpi") or 96.0)
+        px = font_pt * dpi / 72 * fig["shownWidth"] / fig["naturalWidth"]
+        if px < MIN_TEXT_PX:
+            out.append(f"{name}: its smallest text ({font_pt:g} pt) is {px:.1f} px on a {width}-px screen "
+                       f"(at least {MIN_TEXT_PX:g})")
+    return out
+
+
+def book_problems(reports: dict[tuple[str, int], dict[str, Any]], pages: list[str]) -> dict[str, list[str]]:
+    """What the pages show of each other, at the first width measured:
+
+    scorecard links  the scorecard links to every other page that shows a verdict, at an anchor
+                     that exists there
+    outline links    the first page (the introduction) links to every chapter
+    """
+    out: dict[str, list[str]] = {c: [] for c in BOOK_CHECKS}
+    width = next(iter(reports))[1]
+    by_page = {p: reports[p, width] for p in pages if (p, width) in reports}
+    scorecards = [p for p in by_page if p.endswith("scorecard")]
+
+    def target(href: str, page: str) -> tuple[str, str]:
+        path, _, frag = href.partition("#")
+        if not path:
+            return page, frag
+        base = Path(page).parent
+        return str((base / path).as_posix()).removesuffix(".html").replace("/./", "/"), frag
+
+    def resolve(href: str, page: str) -> tuple[str, str]:
+        name, frag = target(href, page)
+        parts: list[str] = []
+        for piece in name.split("/"):
+            if piece == "..":
+                parts = parts[:-1]
+            elif piece and piece != ".":
+                parts.append(piece)
+        return "/".join(parts), frag
+
+    if not scorecards:
+        out["scorecard links"].append("no scorecard page in the table of contents")
+    for card in scorecards:
+        linked = [resolve(h, card) for h in by_page[card]["links"]]
+        for page, report in by_page.items():
+            if page == card or not report["hasVerdict"]:
+                continue
+            frags = [f for p, f in linked if p == page]
+            if not frags:
+                out["scorecard links"].append(f"{page} shows verdicts but the scorecard does not link to it")
+            elif not any(f and f in report["ids"] for f in frags):
+                out["scorecard links"].append(f"{page}: the scorecard's links there name no section of it")
+    intro = pages[0]
+    chapters = [p for p in pages[1:] if p.startswith("notebooks/")]
+    linked = {resolve(h, intro)[0] for h in by_page.get(intro, {}).get("links", [])}
+    out["outline links"] += [f"the introduction does not link to {p}" for p in chapters if p not in linked]
     return out
 
 
@@ -301,21 +543,30 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"pages not built in {args.html}: {missing} (run `make html`)")
     titles = search_titles(args.html)
     failed = 0
+    reports: dict[tuple[str, int], dict[str, Any]] = {}
     with chromium() as driver:
         for width in widths:
             set_width(driver, width)
             for page in pages:
                 report = open_page(driver, page_file(args.html, page))
+                reports[page, width] = report
                 if args.command == "screenshots":
                     path = screenshot(driver, args.outdir / shot_name(page, width), width)
                     print(f"{path}  (column {report['columnWidth']:.0f} px)")
                     continue
-                found = {k: v for k, v in problems(report, titles.get(page)).items() if v}
+                found = {k: v for k, v in problems(report, titles.get(page), page == pages[0]).items() if v}
                 failed += bool(found)
                 print(f"{page} @ {width} px: {'ok' if not found else ', '.join(found)}")
                 for check, lines in found.items():
                     for line in lines:
                         print(f"    [{check}] {line}")
+    if args.command == "check":
+        found = {k: v for k, v in book_problems(reports, pages).items() if v}
+        failed += bool(found)
+        print(f"the book as a whole: {'ok' if not found else ', '.join(found)}")
+        for check, lines in found.items():
+            for line in lines:
+                print(f"    [{check}] {line}")
     return 1 if failed else 0
 
 

@@ -172,8 +172,15 @@ def search_titles(book: Path) -> dict[str, str]:
 @pytest.mark.parametrize("check", bb.CHECKS)
 def test_reader_sees(check: str, page: str, width: int, reports: dict, search_titles: dict) -> None:
     """One of `book_browser.problems`' checks on one page at one width."""
-    found = bb.problems(reports[page, width], search_titles.get(page))[check]
+    found = bb.problems(reports[page, width], search_titles.get(page), page == INTRO)[check]
     assert not found, f"{page} at {width} px, {check}:\n  " + "\n  ".join(found)
+
+
+def test_the_pages_link_to_each_other(reports: dict) -> None:
+    """The scorecard links to every page that shows a verdict, at a section of it; the introduction
+    links to every chapter (`book_browser.book_problems`)."""
+    found = {k: v for k, v in bb.book_problems(reports, PAGES).items() if v}
+    assert not found, "\n".join(f"{k}: {line}" for k, lines in found.items() for line in lines)
 
 
 def test_chapter_1_loads_mathjax_from_the_build_and_shows_figures(reports: dict) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from ssmax import experiments
+from ssmax.book import labels
 from ssmax.book import sets as sets_report
 
 
@@ -23,14 +24,14 @@ def test_book_tables_match_the_printed_tables(results):
             for cell in row[1:]:
                 assert cell in printed
     largest = sets_report.largest_n_table(results)
-    assert largest.header == ["variant", *sets_report.SET_SETTINGS]
+    assert largest.header == ["variant", *(labels.label(s) for s in sets_report.SET_SETTINGS)]
     for row, line in zip(largest.rows, sets_report.LINES):
         for setting, cell in zip(sets_report.SET_SETTINGS, row[1:]):
             c = sets_report.curve(results, setting, *line)
             assert cell == f"{c.mean[-1]:.3f} [{c.low[-1]:.3f}, {c.high[-1]:.3f}]"
     validation = sets_report.validation_table(results)
     assert len(validation.rows) == 4 * len(sets_report.SET_SETTINGS)
-    assert all(f"{row[2]} (seeds {row[3].replace(' - ', '-')})" in sets_report.validation_summary(results)
+    assert all(f"{row[2]} (seeds {row[3].replace(' – ', '-')})" in sets_report.validation_summary(results)
                for row in validation.rows)
     assert len(sets_report.theory_gap_table(results).rows) == len(sets_report.SET_SETTINGS) * len(sets_report.THEORY_LINES)
     assert sets_report.learned_table(results).rows

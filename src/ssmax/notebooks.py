@@ -323,10 +323,29 @@ def repository_buttons(app: Any, config: Any) -> None:
         launch["colab_url"] = COLAB_URL
 
 
+def source_substitutions(app: Any, config: Any) -> None:
+    """``{{ get_source }}`` for the reproduce and cite pages: a clone command with the repository
+    URL from ``_config.yml`` when it is set, else a plain statement that the book names none (a
+    guessed URL would send readers nowhere)."""
+    url = (config.html_theme_options.get("repository_url") or "").rstrip("/")
+    if url:
+        name = url.rsplit("/", 1)[-1].removesuffix(".git")
+        text = (f"The source is at <{url}>. Get it, with the committed results, by\n\n"
+                f"```bash\ngit clone {url}.git\ncd {name}\n```")
+    else:
+        text = ("This build of the book names no public repository (`repository.url` in `_config.yml` is "
+                "empty), so there is no clone command to give: work from the copy of the repository this "
+                "book was built from. Once the URL is set, this paragraph gives `git clone` with it.")
+    subs = dict(getattr(config, "myst_substitutions", None) or {})
+    subs["get_source"] = text
+    config.myst_substitutions = subs
+
+
 def setup(app: Any) -> dict[str, Any]:
     """Sphinx extension entry point (see the module docstring)."""
     mathjax_source()  # fail early, with the install hint
     app.connect("config-inited", repository_buttons)
+    app.connect("config-inited", source_substitutions)
     app.connect("build-finished", _on_build_finished)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
 

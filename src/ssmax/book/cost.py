@@ -191,12 +191,12 @@ def bench_tables(result: dict) -> dict[str, Any]:
         r = by[(impl, T)]
         if r["median_ms"] is None:
             return "skipped"
-        return f"{r['median_ms']:,.2f} (x{_ratio(r, by[('softmax', T)]):.2f})"
+        return f"{r['median_ms']:,.2f} (×{_ratio(r, by[('softmax', T)]):.2f})"
 
     header = ["T"] + [i.replace("_", " ") for i in impls]
     out = {
         "layer_time": Table(header, [[f"{T:,}"] + [time_cell(i, T) for i in impls] for T in lengths],
-                            caption="attention layer, forward + backward: median ms (x softmax's time)"),
+                            caption="attention layer, forward + backward: median ms (× softmax's time)"),
         "layer_memory": Table(header, [[f"{T:,}"] + ["skipped" if by[(i, T)]["peak_mb"] is None
                                                      else f"{by[(i, T)]['peak_mb']:,.1f}" for i in impls]
                                        for T in lengths],

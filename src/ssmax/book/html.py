@@ -29,7 +29,8 @@ from typing import Any, Callable, Iterable, Sequence
 from .decide import (DERIVED, EMPIRICAL_KINDS, INCONCLUSIVE, KINDS as VERDICTS, NOT_REPRODUCED, PARTLY, REPRODUCED,
                      Verdict, counts)
 
-__all__ = ["KINDS", "MATH_RULES", "tex_html", "badge_html", "verdict_html", "Scorecard", "Table", "glue_number"]
+__all__ = ["KINDS", "MATH_RULES", "tex_html", "badge_html", "verdict_html", "Scorecard", "Table", "glue_number",
+           "Listing", "Takeaway"]
 
 # Badge per verdict kind: Okabe-Ito colors (distinguishable with every common color-vision
 # deficiency), a symbol and the word, so that color is never the only cue. Text colors pass WCAG
@@ -45,11 +46,13 @@ KINDS: dict[str, dict[str, str]] = {
 _PART = {True: ("#0072B2", "#ffffff", "\u2713", "holds"), False: ("#D55E00", "#000000", "\u2717", "fails"),
          None: ("#BBBBBB", "#000000", "?", "cannot tell")}  # None: an undecided part (floor or ceiling)
 
-_BLOCK = ("margin:0.25em 0 0.75em 0;max-width:100%;overflow-wrap:anywhere;word-break:normal;"
-          "line-height:1.45;color:inherit")
+# Words wrap at their boundaries only: ``break-word`` splits a word only if it alone is wider than
+# the whole box (it does not shrink a table column below its longest word, as ``anywhere`` does).
+_WRAP = "overflow-wrap:break-word;word-break:normal;hyphens:none"
+_BLOCK = f"margin:0.25em 0 0.75em 0;max-width:100%;{_WRAP};line-height:1.45;color:inherit"
 _TABLE = "width:100%;border-collapse:collapse;table-layout:auto;margin:0;font-size:0.92em;color:inherit;background:transparent"
 _CELL = ("padding:0.3em 0.5em;border:none;border-bottom:1px solid rgba(128,128,128,0.35);"
-         "vertical-align:top;text-align:left;white-space:normal;overflow-wrap:anywhere;background:transparent;color:inherit")
+         f"vertical-align:top;text-align:left;white-space:normal;{_WRAP};background:transparent;color:inherit")
 _KEY = _CELL + ";font-weight:600;width:7.5em"
 _HEAD = _CELL + ";border-bottom:2px solid rgba(128,128,128,0.6);font-weight:600"
 _MUTED = "opacity:0.75;font-size:0.92em"
@@ -187,10 +190,17 @@ class Scorecard:
     ``display(Scorecard(verdicts))`` shows the table; its ``text/plain`` is every verdict in full,
     then the counts."""
 
-    def __init__(self, verdicts: Iterable[Verdict]):
+    def __init__(self, verdicts: Iterable[Verdict], links: dict[str, str] | None = None):
         self.verdicts = list(verdicts)
         if not self.verdicts:
             raise ValueError("verdicts must hold at least one Verdict")
+        self.links = dict(links or {})  # claim id -> the chapter section that shows it (an href)
+
+    def _source(self, v: Verdict) -> str:
+        """Where the claim is made, linked to the chapter section that decides it, if known."""
+        text = html.escape(v.source, quote=False)
+        href = self.links.get(v.claim_id)
+        return f'<a href="{html.escape(href)}">{text}</a>' if href else text
 
     def counts(self) -> dict[str, int]:
         """Verdicts per kind, every kind listed (zeros included), in the order of `decide.KINDS`."""
@@ -215,9 +225,9 @@ class Scorecard:
             why = (f'<div style="{_MUTED}">why inconclusive: {tex_html(", ".join(v.reasons))}</div>'
                    if v.kind == INCONCLUSIVE and v.reasons else "")
             rows.append(
-                f'<tr><td style="{_CELL};white-space:nowrap">{badge_html(v.kind)}'
+                f'<tr><td style="{_CELL};white-space:nowrap;width:1%">{badge_html(v.kind)}'
                 f'<div style="{_MUTED};white-space:normal">{tex_html(v.tally())}</div></td>'
-                f'<td style="{_CELL}"><div><strong>{html.escape(v.source, quote=False)}</strong>: '
+                f'<td style="{_CELL}"><div><strong>{self._source(v)}</strong>: '
                 f"{tex_html(v.statement)}</div>"
                 f'<div style="margin-top:0.2em;{_MUTED}">{tex_html(v.rule)}</div>'
                 f'<div style="margin-top:0.2em">{tex_html(v.measured)}</div>{why}</td></tr>')
@@ -280,3 +290,66 @@ class Table:
         return (f'<div class="ssmax-table mathjax_process" style="{_BLOCK};overflow-x:auto">'
                 f'<table style="{_TABLE}">'
                 f"{caption}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+
+
+# --------------------------------------------------------------------------- the method on the page
+class Listing:
+    """Lines of the package's own source, shown as code: the method on the page, not a copy of it.
+
+    ``parts`` are (first, last) pairs of substrings: each selects the lines from the first that
+    contains ``first`` to the next that contains ``last`` (inclusive); lines left out between parts
+    show as ``...``. No parts: the whole object. The selection is read from the installed package
+    when the notebook runs, so the page cannot drift from the code (nbval compares the text)."""
+
+    def __init__(self, obj: Any, *parts: tuple[str, str], title: str | None = None):
+        import inspect
+        import textwrap
+
+        lines = inspect.getsource(obj).splitlines()
+        name = f"{obj.__module__}.{obj.__qualname__}"
+        if not parts:
+            chosen = lines
+        else:
+            chosen, pos = [], 0
+            for first, last in parts:
+                i = next((k for k in range(pos, len(lines)) if first in lines[k]), None)
+                j = None if i is None else next((k for k in range(i, len(lines)) if last in lines[k]), None)
+                if i is None or j is None:
+                    raise ValueError(f"{name} has no lines from {first!r} to {last!r} (after line {pos})")
+                if chosen or i > 0:
+                    indent = lines[i][: len(lines[i]) - len(lines[i].lstrip())]
+                    if i > pos or not chosen:
+                        chosen.append(f"{indent}...") if chosen else None
+                chosen += lines[i:j + 1]
+                pos = j + 1
+        self.code = textwrap.dedent("\n".join(chosen))
+        self.title = title or f"{name}{' (excerpt)' if parts else ''}"
+
+    def __str__(self) -> str:
+        return f"# {self.title}\n{self.code}"
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+    def _repr_markdown_(self) -> str:
+        return f"```python\n{self}\n```"
+
+
+class Takeaway:
+    """A short boxed paragraph for readers in a hurry (e.g. "What this means if you train
+    models"): a title and a few sentences, computed elsewhere (`scorecard.practitioner`)."""
+
+    def __init__(self, title: str, sentences: Sequence[str]):
+        self.title, self.sentences = title, list(sentences)
+
+    def __str__(self) -> str:
+        return self.title + "\n" + "\n".join(f"- {s}" for s in self.sentences)
+
+    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
+        printer.text(str(self))
+
+    def _repr_html_(self) -> str:
+        body = "".join(f'<p style="margin:0.3em 0">{tex_html(s)}</p>' for s in self.sentences)
+        return (f'<div class="ssmax-takeaway mathjax_process" style="border-left:4px solid #0072B2;'
+                f"padding:0.4em 0.9em;margin:0.6em 0;{_WRAP};line-height:1.45;color:inherit\">"
+                f'<p style="margin:0 0 0.3em 0;font-weight:600">{html.escape(self.title, quote=False)}</p>{body}</div>')

@@ -12,6 +12,7 @@ from .. import experiments as ex
 from ..baselines import BASELINES
 from ..evaluate import smooth, window_multiples
 from . import decide as d
+from . import labels as book_labels
 from . import needle
 from .runs import Results, replicates, unit_values
 
@@ -159,7 +160,8 @@ def ssmax_vs_inference_scalings(results: Results, theta: int = 50, protocol: str
     (`baselines.BASELINES`) applied to (a), beyond T?"""
     parts = []
     for b in BASELINES:
-        parts += loss_parts(results, "b", "a", theta, protocol, worse_label=b, name_worse=f"(a)+{b}")
+        parts += loss_parts(results, "b", "a", theta, protocol, worse_label=b,
+                            name_worse=f"(a) with {book_labels.label(b)}")
     setting = "no position encoding (NoPE)" if protocol == ex.NOPE else f"theta x{theta}"
     return d.Verdict(f"logn-baselines" + (f"-{protocol}" if protocol else ""), "beyond the paper (chapter 5)",
                      f"training-time SSMax beats inference-time log-n scalings of a softmax model beyond T ({setting})",
@@ -284,7 +286,7 @@ def ssmax_at_validation_theta(results: Results) -> d.Verdict:
         parts.append(d.generalizes(f"(b) above (a) in needle exact match at {length // T}T", beyond, within,
                                    d.SESOI["accuracy"], "", True, floor, pre, 2, within_name="at 1T"))
     return d.Verdict("theta-best", "beyond the paper (chapter 5)",
-                     f"at the theta factor chosen on validation data (x{factor:g}), SSMax beats softmax beyond T",
+                     f"at the theta factor chosen on validation data (theta x{factor:g}), SSMax beats softmax beyond T",
                      THETA_RULE, parts, f"one pretraining and fine-tuning seed per variant; "
                      f"{len(T_docs['a'])} test documents; {trials} needle trials per length", beyond_paper=True)
 

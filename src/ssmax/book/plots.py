@@ -1,19 +1,19 @@
-"""One figure style for the whole book, sized for the book's text column.
+"""One figure style for the whole book, sized so that a figure reads on a phone as on a laptop.
 
-Sizes. At a 1280-px window, sphinx-book-theme 1.3 gives the article a 688-px column, and an
-output image 672 px of it (``COLUMN_PX``; the output area is indented 1em; measured with
-``tests/book_browser.py``). An image wider than that is scaled down to it, so a figure ``W`` in
-wide shows at ``COLUMN_PX / (96 W)`` of its print size (96 CSS px per inch), and an ``F``-pt
-font shows at ``F * 7.0 / W`` pt. Figures are therefore at most ``MAX_WIDTH_IN`` = 6.8 in wide
-(6.88 in with the saved padding), so every font is shown at least at its own size, and fonts
-are at least ``MIN_FONT_PT`` = 9 pt. On a phone (390 px, a 342-px image) everything shows at
-about half size; the reader zooms, as with any figure. PNG at ``DPI`` = 150 (sharp at 1x and
-readable at 2x); not SVG, whose text nbval would compare byte for byte.
+Sizes. On a phone (390 px) an output image is 342 px wide, so a figure ``W`` in wide is shown at
+``342 / (96 W)`` of its print size and an ``F``-pt font at ``F * 4.75 / W`` CSS px. Figures are
+therefore at most ``MAX_WIDTH_IN`` = 5.2 in wide and fonts at least ``MIN_FONT_PT`` = 9 pt: the
+smallest text is at least 8 px on a phone (the book's browser check measures it). On a laptop
+`show` gives the image ``ZOOM`` times its print size (fonts of 9 pt show at about 14 px), and
+a tap or click opens it full size. PNG at ``DPI`` = 150 (sharp at 1x and readable at 2x); not
+SVG, whose text nbval would compare byte for byte.
 
-`new_figure` never goes wider than ``MAX_WIDTH_IN``: panels that would be narrower than
-``MIN_PANEL_IN`` are stacked into more rows instead. `legend_below` puts the legend under the
-panels, off the data; `plot_difference` draws each variant minus a reference, with seed bands,
-where curves tangle.
+`new_figure` never goes wider than ``MAX_WIDTH_IN`` and never leaves an empty cell in its grid:
+panels that would be narrower than ``MIN_PANEL_IN`` are stacked, in as many columns as divide
+the panels evenly. `legend_below` puts the legend under the panels, off the data;
+`plot_difference` draws each variant minus a reference, with seed bands, where curves tangle.
+`show` displays a figure with a record of itself in the PNG (``ssmax:*`` text chunks: smallest
+font, panels, grid, longest legend), which the browser check reads.
 
 Variants are keyed as in the paper's Figs. 4-8, "a".."f", plus the book's own runs (`VARIANTS`).
 Every key has its own (color, line style) pair and a marker; colors are Okabe-Ito (distinguishable
@@ -50,11 +50,15 @@ __all__ = [
     "band",
     "plot_difference",
     "heatmap",
+    "figure_record",
+    "show",
 ]
 
-COLUMN_PX = 672  # an output image's width at a 1280-px window (see the module docstring)
-MAX_WIDTH_IN = 6.8
-MIN_PANEL_IN = 3.2  # narrower panels are stacked into rows
+COLUMN_PX = 672  # an output image's widest at a 1280-px window
+PHONE_PX = 342  # an output image's width on a 390-px phone
+MAX_WIDTH_IN = 5.2
+MIN_PANEL_IN = 2.4  # narrower panels are stacked into rows
+ZOOM = 1.2  # shown at this many times its print size where the column allows (`show`)
 PANEL_HEIGHT_IN = 2.7  # per row, in multi-panel figures
 DPI = 150
 MIN_FONT_PT = 9.0
@@ -182,7 +186,10 @@ def new_figure(ncols: int = 1, nrows: int = 1, width: float | None = None, heigh
     base_w, base_h = mpl.rcParams["figure.figsize"]
     width = min(width if width is not None else (base_w if ncols == 1 else MAX_WIDTH_IN), MAX_WIDTH_IN)
     cols = ncols if width / ncols >= min_panel_width else max(1, int(width // min_panel_width))
-    rows = math.ceil(panels / cols)
+    cols = min(cols, panels)
+    while panels % cols:  # no empty cell: as many columns as divide the panels evenly
+        cols -= 1
+    rows = panels // cols
     if height is None:
         height = base_h * rows if cols == 1 and panels == 1 else PANEL_HEIGHT_IN * rows
     else:
@@ -279,6 +286,8 @@ def heatmap(ax, matrix, xlabels: Sequence, ylabels: Sequence, vmin: float = 0.0,
     ax.set_xticks(range(len(xlabels)), [str(v) for v in xlabels])
     ax.set_yticks(range(len(ylabels)), [str(v) for v in ylabels])
     ax.grid(False)
+    finite = m[np.isfinite(m)]
+    ax._ssmax_uniform = bool(finite.size > 1 and np.all(finite == finite[0]))  # recorded by `show`
     if annotate:
         cm = plt.get_cmap(cmap)
         for (r, c), v in np.ndenumerate(m):
@@ -289,3 +298,48 @@ def heatmap(ax, matrix, xlabels: Sequence, ylabels: Sequence, vmin: float = 0.0,
             ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=MIN_FONT_PT,
                     color="black" if lum > 0.5 else "white")
     return im
+
+
+def figure_record(fig) -> dict[str, str]:
+    """What a reader's view of ``fig`` depends on, as `show` stores it in the PNG: the smallest
+    font of any visible text (pt), the panels and the grid they sit in (cells of a grid with no
+    panel are empty), the longest legend and whether a heatmap shows one number in every cell."""
+    from matplotlib.legend import Legend
+    from matplotlib.text import Text
+
+    fig.canvas.draw()  # lays out ticks and legends as they will be saved
+    sizes = [t.get_fontsize() for t in fig.findobj(Text)
+             if t.get_visible() and t.get_text().strip() and t.figure is fig and t.get_window_extent().width > 0]
+    cells: set[tuple[int, int]] = set()
+    grid = (1, 1)
+    for ax in fig.axes:
+        spec = ax.get_subplotspec()
+        if spec is None or not ax.get_visible():
+            continue  # colorbars and insets are not panels
+        grid = spec.get_gridspec().get_geometry()
+        cells |= {(r, c) for r in spec.rowspan for c in spec.colspan}
+    legends = [x for x in fig.findobj(Legend)]
+    return {"min_font_pt": f"{min(sizes):g}" if sizes else f"{MIN_FONT_PT:g}",
+            "panels": str(len(cells)), "grid": f"{grid[0]}x{grid[1]}",
+            "legend": str(max((len(lg.get_texts()) for lg in legends), default=0)),
+            "uniform": str(any(getattr(ax, "_ssmax_uniform", False) for ax in fig.axes)).lower()}
+
+
+def show(fig=None) -> None:
+    """Display ``fig`` (default: the current figure) in a notebook as the book shows it: a PNG at
+    ``DPI`` that records `figure_record` in its text chunks, shown at ``ZOOM`` times its print size
+    (the column and the book's CSS cap it). Closes the figure."""
+    import io
+
+    from IPython.display import Image, display
+    from PIL import Image as PILImage
+
+    fig = plt.gcf() if fig is None else fig
+    record = figure_record(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={f"ssmax:{k}": v for k, v in record.items()})
+    plt.close(fig)
+    data = buf.getvalue()
+    with PILImage.open(io.BytesIO(data)) as im:
+        px = im.size[0]
+    display(Image(data=data, format="png", width=round(px * 96 / DPI * ZOOM)))

@@ -79,3 +79,77 @@ def headline(results: Results) -> dict:
             "paper_counts": d.counts_text(empirical(paper), d.EMPIRICAL_KINDS),
             "n_beyond": len(beyond), "beyond_counts": d.counts_text(beyond, d.EMPIRICAL_KINDS),
             "by_id": {v.claim_id: v for v in paper + beyond}}
+
+
+# --------------------------------------------------------------------------- navigation
+# Where each claim is decided: (chapter page, section label). The labels are MyST targets,
+# ``(label)=`` above the section's heading, so a link survives a retitled section.
+_SECTIONS: dict[str, tuple[str, str]] = {
+    "fig1": ("01_attention_fading", "ch1-fig1"), "fig3": ("01_attention_fading", "ch1-fig3"),
+    "fig2": ("02_why_log_n", "ch2-verdict"), "fig4": ("04_pretraining", "ch4-verdict"),
+    "fig5": ("05_length_generalization", "ch5-paper-protocol"),
+    "switch": ("05_length_generalization", "ch5-paper-protocol"),
+    "theta-best": ("05_length_generalization", "ch5-theta"),
+    "logn-baselines": ("05_length_generalization", "ch5-baselines"),
+    "nope-lengthgen": ("05_length_generalization", "ch5-nope"),
+    "logn-baselines-nope": ("05_length_generalization", "ch5-nope"),
+    "fig6": ("06_needle_in_a_haystack", "ch6-paper-protocol"),
+    "fig8": ("07_where_attention_goes", "ch7-fig8"),
+}
+
+
+def section(claim_id: str) -> tuple[str, str]:
+    """The chapter page (file name without extension) and the section label that decide a claim."""
+    if claim_id in _SECTIONS:
+        return _SECTIONS[claim_id]
+    if claim_id.startswith("retrieval-"):
+        return "06_needle_in_a_haystack", "ch6-protocols"
+    if claim_id.startswith("sets-"):
+        return "03_fading_in_isolation", "ch3-verdicts"
+    raise ValueError(f"no chapter section is known for claim {claim_id!r}; add it to scorecard._SECTIONS")
+
+
+def links(verdicts: list[d.Verdict]) -> dict[str, str]:
+    """Claim id -> link to its chapter section, relative to a page in ``notebooks/``."""
+    return {v.claim_id: "{}.html#{}".format(*section(v.claim_id)) for v in verdicts}
+
+
+# --------------------------------------------------------------------------- for practitioners
+def _kinds(verdicts: list[d.Verdict]) -> str:
+    """'reproduced' if all agree, else the kinds in order with their counts ('2 reproduced, 1 partly')."""
+    found = Counter(v.kind for v in verdicts)
+    if len(found) == 1:
+        return next(iter(found)) + (" in each" if len(verdicts) > 1 else "")
+    return ", ".join(f"{found[k]} {'partly reproduced' if k == d.PARTLY else k}" for k in d.KINDS if found[k])
+
+
+def practitioner(by_id: dict[str, d.Verdict]) -> list[str]:
+    """"What this means if you train models", in 3-4 sentences computed from the verdicts (and
+    saying no more than they do): the isolated mechanism, the inference-time alternative, the
+    paper's language-model claims, and what SSMax changes in a model."""
+    sets_ab = [v for k, v in by_id.items() if k.startswith("sets-keyret") and k.endswith("-b-vs-a")]
+    sets_logn = [v for k, v in by_id.items() if k.startswith("sets-") and k.endswith("-b-vs-logn")]
+    lm = [by_id[k] for k in ("fig4", "fig5", "fig6") if k in by_id]
+    out = []
+    if sets_ab:
+        kind = _kinds(sets_ab)
+        if all(v.kind == d.REPRODUCED for v in sets_ab):
+            out.append("Where a model must find one item among many by a margin it learned on small inputs "
+                       "(chapter 3's key retrieval), training with SSMax kept it working far beyond the training "
+                       f"sizes where softmax faded (verdicts: {kind}).")
+        else:
+            out.append("Where a model must find one item among many by a margin it learned on small inputs "
+                       f"(chapter 3's key retrieval), SSMax against softmax beyond the training sizes came out: {kind}.")
+    if sets_logn:
+        out.append("Against the cheaper alternative, a softmax model whose logits are multiplied by log n only "
+                   f"at inference, training with SSMax came out: {_kinds(sets_logn)} (one verdict per set task).")
+    if lm:
+        undecided = all(v.kind == d.INCONCLUSIVE for v in lm)
+        listed = "; ".join(f"{v.source} {v.kind}" for v in lm)
+        out.append(("In small language models this book neither confirms nor rules out the paper's gains in "
+                    f"pretraining loss, length generalization and needle retrieval ({listed}): do not count on "
+                    "them from this evidence alone." if undecided else
+                    f"In small language models the paper's claims came out: {listed}."))
+    out.append("Trying SSMax costs one multiplication of each query by s log n, with one learned s per layer "
+               "and head; the attention kernel stays as it is.")
+    return out

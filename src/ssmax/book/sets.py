@@ -17,6 +17,7 @@ from .. import experiments as ex
 from .. import sets_run
 from ..sets import VARIANTS
 from . import decide as d
+from . import labels as book_labels
 from . import plots
 from .decide import binomial_se
 from .runs import Results, unit_of
@@ -213,7 +214,7 @@ PANELS = (("accuracy", "accuracy"), ("target_weight", "weight on the target"), (
 def curves_figure(results: dict, setting: str, title: str, lines=LINES):
     """Accuracy, target weight and attention entropy against n for every line of one setting,
     seed mean with the min-max band; chance and log n (uniform attention) for reference."""
-    fig, axes = plots.new_figure(ncols=3, width=7.0, height=2.9)
+    fig, axes = plots.new_figure(ncols=3, height=2.4, sharex=True)
     for ax, (key, ylabel) in zip(axes, PANELS):
         draw(ax, results, setting, key, lines)
         ax.set_ylabel(ylabel)
@@ -223,11 +224,14 @@ def curves_figure(results: dict, setting: str, title: str, lines=LINES):
     axes[0].set_ylim(0, 1.02)
     axes[1].set_ylim(0, 1.02)
     grid = np.geomspace(sizes.min(), sizes.max(), 50)
-    axes[2].plot(grid, np.log(grid), color="0.5", ls=":", lw=1, label="uniform ($\\log n$)")
+    axes[2].plot(grid, np.log(grid), color="0.5", ls=":", lw=1)  # labeled in place, not in the legend
+    axes[2].annotate("uniform ($\\log n$)", (grid[30], np.log(grid[30])), xytext=(-4, 4), textcoords="offset points",
+                     ha="right", va="bottom", color="0.35", fontsize=plots.MIN_FONT_PT)
     for ax in axes:
         ax.axvspan(4, 16, color="0.9", zorder=0, lw=0)
-    handles, labels_ = axes[2].get_legend_handles_labels()
-    fig.legend(handles, labels_, loc="outside lower center", ncols=4, fontsize=9)
+    axes[-1].set_xlabel("set size $n$ (shaded: training sizes)")
+    handles, labels_ = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels_, loc="outside lower center", ncols=2, fontsize=plots.MIN_FONT_PT)
     fig.suptitle(title)
     return fig
 
@@ -235,7 +239,7 @@ def curves_figure(results: dict, setting: str, title: str, lines=LINES):
 def theory_figure(results: dict, settings=SET_SETTINGS, lines=THEORY_LINES):
     """Measured mean target weight (markers, seed mean) against chapter 1's two-level formula
     with the margin measured at the training sizes held fixed (lines), one panel per setting."""
-    fig, axes = plots.new_figure(ncols=len(settings), width=7.0, height=2.9, sharey=True)
+    fig, axes = plots.new_figure(ncols=len(settings), height=2.4, sharex=True, sharey=True)
     for ax, setting in zip(np.atleast_1d(axes), settings):
         for variant, ev in lines:
             st = plots.style(style_key(variant, ev))
@@ -245,11 +249,12 @@ def theory_figure(results: dict, settings=SET_SETTINGS, lines=THEORY_LINES):
             ax.plot(c.sizes, c.mean, "o", ms=4, color=st["color"])
         ax.set_xscale("log", base=2)
         ax.set_xlabel("set size $n$")
-        ax.set_title(setting, fontsize=10)
+        ax.set_title(book_labels.label(setting), fontsize=10)
         ax.set_ylim(0, 1.02)
-    np.atleast_1d(axes)[0].set_ylabel("weight on the target")
+    for ax in np.atleast_1d(axes):
+        ax.set_ylabel("weight on the target")
     handles, labels_ = np.atleast_1d(axes)[0].get_legend_handles_labels()
-    fig.legend(handles, labels_, loc="outside lower center", ncols=4, fontsize=9)
+    fig.legend(handles, labels_, loc="outside lower center", ncols=2, fontsize=plots.MIN_FONT_PT)
     fig.suptitle("lines: fixed-margin prediction; dots: measured")
     return fig
 
@@ -257,7 +262,7 @@ def theory_figure(results: dict, settings=SET_SETTINGS, lines=THEORY_LINES):
 def margin_figure(results: dict, settings=SET_SETTINGS, variants=("softmax", "ssmax", "ssmax_fixed")):
     """Median effective margin against n, training sizes (validation sets) and test sizes; for
     max retrieval also softmax's median raw top-two gap (target minus best other logit)."""
-    fig, axes = plots.new_figure(ncols=len(settings), width=7.0, height=2.8)
+    fig, axes = plots.new_figure(ncols=len(settings), height=2.4, sharex=True)
     for ax, setting in zip(np.atleast_1d(axes), settings):
         for variant in variants:
             n, m = margins(results, setting, variant)
@@ -269,10 +274,11 @@ def margin_figure(results: dict, settings=SET_SETTINGS, variants=("softmax", "ss
         ax.axhline(0, color="0.8", lw=0.8)
         ax.set_xscale("log", base=2)
         ax.set_xlabel("set size $n$")
-        ax.set_title(setting, fontsize=10)
-    np.atleast_1d(axes)[0].set_ylabel("effective margin $\\Delta$")
+        ax.set_title(book_labels.label(setting), fontsize=10)
+    for ax in np.atleast_1d(axes):
+        ax.set_ylabel("margin $\\Delta$")
     handles, labels_ = np.atleast_1d(axes)[0].get_legend_handles_labels()
-    fig.legend(handles, labels_, loc="outside lower center", ncols=4, fontsize=9)
+    fig.legend(handles, labels_, loc="outside lower center", ncols=2, fontsize=plots.MIN_FONT_PT)
     return fig
 
 
@@ -289,7 +295,8 @@ def validation_table(results: dict):
         for variant in ("softmax", "ssmax", "ssmax_fixed", "asentmax"):
             runs = results[set_experiment(setting, variant)]
             acc = [sum(r["metrics"]["val"]["correct"]) / sum(r["metrics"]["val"]["trials"]) for r in runs]
-            rows.append([setting, plain_label(variant), f"{np.mean(acc):.3f}", f"{min(acc):.3f} - {max(acc):.3f}"])
+            rows.append([book_labels.label(setting), plain_label(variant), f"{np.mean(acc):.3f}",
+                         f"{min(acc):.3f} – {max(acc):.3f}"])
     return Table(["task", "variant", "accuracy", "seed range"], rows)
 
 
@@ -321,7 +328,7 @@ def largest_n_table(results: dict, lines=LINES, settings=SET_SETTINGS):
             c = curve(results, setting, variant, ev)
             row.append(f"{c.mean[-1]:.3f} [{c.low[-1]:.3f}, {c.high[-1]:.3f}]")
         rows.append(row)
-    return Table(["variant"] + list(settings), rows)
+    return Table(["variant"] + [book_labels.label(s) for s in settings], rows)
 
 
 def learned_table(results: dict, settings=SET_SETTINGS):
@@ -329,7 +336,7 @@ def learned_table(results: dict, settings=SET_SETTINGS):
     margins at the training sizes."""
     from .html import Table
 
-    rows = [[setting, what, f"{lo:.3f} - {hi:.3f}"] for setting in settings
+    rows = [[book_labels.label(setting), what, f"{lo:.3f} – {hi:.3f}"] for setting in settings
             for what, (lo, hi) in learned(results, setting).items()]
     return Table(["task", "what", "seed range"], rows)
 
@@ -346,7 +353,7 @@ def theory_gap_table(results: dict, settings=SET_SETTINGS, lines=THEORY_LINES):
             meas = np.mean([b["target_weight"] for b in blocks], axis=0)
             pred = np.mean([b["theory"]["at_set_sizes"] for b in blocks], axis=0)
             sizes = blocks[0]["set_sizes"]
-            rows.append([setting, plain_label(variant, ev)] + [f"{d:+.3f}" for d in meas - pred])
+            rows.append([book_labels.label(setting), plain_label(variant, ev)] + [f"{d:+.3f}" for d in meas - pred])
     return Table(["task", "variant"] + [f"n = {n:,}" for n in sizes], rows)
 
 
@@ -388,14 +395,15 @@ def _set_above(results: Results, setting: str, better: tuple[str, Optional[str]]
         parts.append(d.generalizes(f"n = {int(n):,}: {labels[0]} above {labels[1]}", d.paired(bx, wx, True, bse, wse),
                                    within, sesoi, "", True, floor, None, 3, within_name=f"at n = {SET_TRAIN_MAX_SIZE}"))
     return d.Verdict(claim_id, "beyond the paper (fading in isolation)", statement, SETS_RULE, parts,
-                     f"{setting}: {len(results[set_experiment(setting, better[0])])} training seeds per variant, "
+                     f"{book_labels.label(setting)}: {len(results[set_experiment(setting, better[0])])} training seeds per variant, "
                      "the same test sets for every model", beyond_paper=True)
 
 
 def set_ssmax_beats_softmax(results: Results, setting: str) -> d.Verdict:
     """SSMax (b) retrieves better than softmax (a) at every set size >= 16x the largest training size."""
     return _set_above(results, setting, ("ssmax", None), ("softmax", None), ("(b)", "(a)"), f"sets-{setting}-b-vs-a",
-                      f"{setting}: SSMax (b) above softmax (a) at n >= {MIN_MULTIPLE}x the training sizes")
+                      f"{book_labels.label(setting)}: SSMax (b) above softmax (a) at n >= {MIN_MULTIPLE * SET_TRAIN_MAX_SIZE}, "
+                      f"{MIN_MULTIPLE} times the largest training size")
 
 
 def set_ssmax_beats_inference_logn(results: Results, setting: str) -> d.Verdict:
@@ -403,8 +411,8 @@ def set_ssmax_beats_inference_logn(results: Results, setting: str) -> d.Verdict:
     max(1, log n / log 16)."""
     return _set_above(results, setting, ("ssmax", None), ("softmax", "logn"), ("(b)", "(a)+log_16 n"),
                       f"sets-{setting}-b-vs-logn",
-                      f"{setting}: training-time SSMax (b) above the inference-time factor log_16 n on (a) "
-                      f"at n >= {MIN_MULTIPLE}x the training sizes")
+                      f"{book_labels.label(setting)}: training-time SSMax (b) above the inference-time factor log_16 n "
+                      f"on (a) at n >= {MIN_MULTIPLE * SET_TRAIN_MAX_SIZE}, {MIN_MULTIPLE} times the largest training size")
 
 
 THEORY_TOL = 0.1  # chapter 1's formula "predicts" a weight if within 0.1 at every test size (fixed before the runs)
@@ -415,7 +423,7 @@ def set_bounded_margin_weights(results: Results, setting: str = "keyret-bounded"
     variant's agreement with chapter 1's fixed-margin formula is shown beside it, not counted."""
     v = _set_above(results, setting, ("ssmax", None), ("softmax", None), ("(b)", "(a)"),
                    f"sets-{setting}-weights",
-                   f"{setting}: with a bounded margin, SSMax's weight on the target stays high where softmax's fades",
+                   f"{book_labels.label(setting)}: SSMax's weight on the target stays high where softmax's fades",
                    key="target_weight", sesoi=d.SESOI["accuracy"])
     for variant, label in (("softmax", "(a)"), ("ssmax", "(b)")):
         margin = {}
