@@ -131,15 +131,24 @@ def _check_supported(model: nn.Module) -> list[nn.Module]:
 
 
 def _padding_hook(model: nn.Module):
-    """A forward pre-hook that refuses a padded batch without position_ids: the model would
-    then number the pads too, and n would count them."""
+    """A forward pre-hook that refuses inputs on which n and the mask would disagree: a padded
+    batch without position_ids (the model would number the pads too, and n would count them),
+    and packed sequences with the cache on (transformers then builds no block-diagonal mask)."""
     signature = inspect.signature(model.forward)
 
     def hook(module: nn.Module, args: tuple, kwargs: dict) -> None:
         bound = signature.bind_partial(*args, **kwargs).arguments
         bound = {**bound, **bound.get("kwargs", {})}
-        mask = bound.get("attention_mask")
-        if bound.get("position_ids") is not None or not torch.is_tensor(mask) or mask.dim() != 2:
+        mask, positions = bound.get("attention_mask"), bound.get("position_ids")
+        use_cache = bound.get("use_cache")
+        if use_cache is None:
+            use_cache = getattr(module.config, "use_cache", False)
+        if (torch.is_tensor(positions) and positions.dim() == 2 and positions.shape[-1] > 1 and mask is None
+                and bound.get("past_key_values") is None and use_cache
+                and bool((positions.diff(dim=-1) != 1).any())):
+            raise ValueError("position_ids restart (packed sequences) but use_cache is on, so transformers builds no "
+                             "block-diagonal mask and the documents would see each other: pass use_cache=False")
+        if positions is not None or not torch.is_tensor(mask) or mask.dim() != 2:
             return
         real = mask.bool()
         # a pad before a real token (left padding or a hole) shifts every later position

@@ -242,13 +242,16 @@ def compare(hf: dict[str, list[dict]], own: dict[str, list[dict]], thetas: Seque
     paired difference (b) - (a) over the seeds both variants have.
 
     ``hf`` maps "hf-lengthgen-a"/"-b" and ``own`` maps "lengthgen-a"/"-b" to lists of results
-    (missing seeds simply absent: the rows say how many seeds they rest on)."""
+    (missing seeds simply absent: the rows say how many seeds they rest on). Windows beyond the
+    stored curves (shorter in the smoke profile) are left out."""
     rows = []
     for impl, results, prefix in (("transformers Llama", hf, "hf-lengthgen"), ("our model", own, "lengthgen")):
         by_seed = {v: {r["seed"]: r for r in results.get(f"{prefix}-{v}", [])} for v in VARIANTS}
         seeds = sorted(set(by_seed["a"]) & set(by_seed["b"]))
+        length = min((len(r["metrics"]["curves"]["model@theta_x1"]["curve"]) // int(r["config"]["evaluation"]["train_len"])
+                      for v in VARIANTS for r in by_seed[v].values()), default=0)
         for theta in thetas:
-            for lo, hi in WINDOWS:
+            for lo, hi in (w for w in WINDOWS if w[1] <= length):  # windows the curves reach
                 a = [window_loss(by_seed["a"][s], lo, hi, theta) for s in seeds]
                 b = [window_loss(by_seed["b"][s], lo, hi, theta) for s in seeds]
                 diff = paired_difference(b, a)
