@@ -285,3 +285,10 @@ def test_paired_difference_is_the_t_interval_of_the_seed_differences():
     assert d["low"] == pytest.approx(1.0 - 4.303 * 0.1 / math.sqrt(3))
     assert cc.direction(d) == "SSMax higher"
     assert cc.direction(cc.paired_difference([1.0, 1.1], [1.05, 1.0])) == "no clear difference"
+
+
+def test_bench_times_ssmax_hf_against_sdpa_in_the_same_module():
+    from ssmax import bench
+    rows = bench.hf_attention_table(torch.device("cpu"), (32,), heads=2, head_dim=8, reps=2)
+    assert [r["T"] for r in rows] == [32] and rows[0]["ratio"] > 0 and rows[0]["reps"] == 2
+    assert "x" in bench.format_hf({"hf_attention": rows}) and "T =     32" in bench.format_hf({"hf_attention": rows})

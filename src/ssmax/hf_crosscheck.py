@@ -273,3 +273,29 @@ def available(names: Sequence[str], profile: str) -> tuple[dict[str, list[dict]]
             except store.ResultsError:
                 missing.append(store.run_command(name, profile, seed))
     return found, missing
+
+
+def load_hf_bench(device_type: str = "cpu") -> Optional[dict]:
+    """The stored `make bench` section (v), data/results/bench/hf-<device>.json, or None."""
+    import json
+    path = store.results_root() / "bench" / f"hf-{device_type}.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise store.CorruptResultsError(f"{path} is not valid JSON ({err}); rerun `python benchmarks/run.py --hf-only`") from err
+
+
+def page_results(profile: str, retrain: bool = False, device: str = "auto") -> tuple[dict, dict, list[str]]:
+    """What the book's page reads: the cross-check's lengthgen results that exist (all of them
+    rerun first if ``retrain``), our model's ``lengthgen-{a,b}``, and the commands for the
+    cross-check runs still missing. Our model's results must exist (the chapters need them)."""
+    names = [f"hf-lengthgen-{v}" for v in VARIANTS]
+    if retrain:
+        for name in names:
+            for seed in ex.seeds_for(name, profile):
+                ex.run(name, profile, seed, device=device, force=True, progress=False)
+    hf_results, missing = available(names, profile)
+    own = ex.results_for([f"lengthgen-{v}" for v in VARIANTS], profile)
+    return hf_results, own, missing
