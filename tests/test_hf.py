@@ -276,6 +276,8 @@ def test_crosscheck_runs_on_the_smoke_profile(tmp_path, monkeypatch):
     assert [r["window"] for r in hf_rows] == ["[1,T]", "(T,2T]", "(T,4T]"]  # the smoke curves end at 4T
     assert hf_rows[0]["direction"] == "too few seeds"
     assert "hf-pretrain-b" not in ex.list_experiments()  # not part of reproduce / the chapters
+    from ssmax import cost  # nor of the profile's cost table (the page reports its runs)
+    assert "hf-lengthgen-b--seed0" in cost._read_folder("smoke") and cost.runs("smoke") == []
 
 
 def test_paired_difference_is_the_t_interval_of_the_seed_differences():
