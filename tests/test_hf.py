@@ -280,6 +280,29 @@ def test_crosscheck_runs_on_the_smoke_profile(tmp_path, monkeypatch):
     assert "hf-lengthgen-b--seed0" in cost._read_folder("smoke") and cost.runs("smoke") == []
 
 
+@pytest.mark.parametrize("scaling", ["softmax", "ssmax"])
+def test_the_crosscheck_llama_computes_what_our_model_computes(scaling):
+    """With the Llama's weights copied into our GPT, both give the same logits, at the trained
+    RoPE base and at x50: the two implementations differ only in code and initialisation."""
+    from ssmax import hf_crosscheck as cc
+    from ssmax.model import GPT, GPTConfig
+    config = GPTConfig(scaling=scaling, n_layer=2, n_head=2, n_embd=32, block_size=64)
+    torch.manual_seed(0)
+    llama = cc.HFLanguageModel(config).eval()
+    with torch.no_grad():
+        for p in llama.parameters():
+            p.mul_(5 if p.dim() == 2 else 1)  # peaked attention, so that positions matter
+        if scaling == "ssmax":
+            for m in hf._attention_modules(llama.llama):
+                m.ssmax_s.uniform_(0.1, 0.6)
+    ours = GPT(config).eval()
+    ours.load_state_dict(cc.gpt_state_dict(llama))
+    x = tokens(2, 150)  # past T = 64
+    for theta in (None, 50 * config.rope_theta):
+        torch.testing.assert_close(llama(x, theta), ours(x, theta), atol=1e-4, rtol=1e-4)
+    assert (llama(x) - llama(x, 50 * config.rope_theta)).abs().max() > 0.05
+
+
 def test_paired_difference_is_the_t_interval_of_the_seed_differences():
     from ssmax import hf_crosscheck as cc
     d = cc.paired_difference([1.9, 2.0, 4.1], [1.0, 1.0, 3.0])  # differences 0.9, 1.0, 1.1

@@ -120,6 +120,26 @@ class HFLanguageModel(nn.Module):
         return {"s": hf.scale_parameters(self.llama)}
 
 
+def gpt_state_dict(model: HFLanguageModel) -> dict[str, Tensor]:
+    """The Llama's weights as a state dict of our `GPT` of the same config (q, k, v stacked into
+    ``qkv``, gate and up into ``gate_up``): both then compute the same function, which is what
+    makes the cross-check a check of the code and the initialisation, not of the architecture."""
+    sd = {k.removeprefix("llama."): v for k, v in model.state_dict().items()}
+    out = {"embed.weight": sd["model.embed_tokens.weight"], "norm.weight": sd["model.norm.weight"],
+           "lm_head.weight": sd["lm_head.weight"]}
+    for i in range(model.config.n_layer):
+        p, q = f"model.layers.{i}.", f"blocks.{i}."
+        out[q + "attn_norm.weight"] = sd[p + "input_layernorm.weight"]
+        out[q + "mlp_norm.weight"] = sd[p + "post_attention_layernorm.weight"]
+        out[q + "attn.qkv.weight"] = torch.cat([sd[p + f"self_attn.{x}_proj.weight"] for x in "qkv"])
+        out[q + "attn.proj.weight"] = sd[p + "self_attn.o_proj.weight"]
+        out[q + "mlp.gate_up.weight"] = torch.cat([sd[p + "mlp.gate_proj.weight"], sd[p + "mlp.up_proj.weight"]])
+        out[q + "mlp.down.weight"] = sd[p + "mlp.down_proj.weight"]
+        if p + "self_attn.ssmax_s" in sd:
+            out[q + "attn.query_scale.s"] = sd[p + "self_attn.ssmax_s"]
+    return out
+
+
 # --- the experiments ------------------------------------------------------------------------
 
 def _parts(name: str) -> tuple[str, str]:
