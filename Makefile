@@ -1,6 +1,6 @@
 # make book | make test | make reproduce PROFILE=cpu|gpu|smoke | make bench | make clean
 # Each target creates .venv on first use: the CPU build of torch first, then the package with
-# its book and test extras (reinstalled only when pyproject.toml changes).
+# its book, test and hf extras (reinstalled only when pyproject.toml changes).
 
 PYTHON_SYS ?= python3
 VENV       := .venv
@@ -18,7 +18,7 @@ venv: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON_SYS) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH)
-	$(PY) -m pip install --quiet -e ".[book,test]"
+	$(PY) -m pip install --quiet -e ".[book,test,hf]"
 	touch $(STAMP)
 
 # Unit and integration tests (tests/, including the offline browser check of the built book),

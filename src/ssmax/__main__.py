@@ -99,6 +99,9 @@ def _main(args: argparse.Namespace) -> int:
         for name in ex.list_experiments():
             seeds = {p: list(ex.seeds_for(name, p)) for p in ex.PROFILES}
             print(f"{name:26s} seeds {json.dumps(seeds)}")
+        for name in ex.CROSSCHECK_EXPERIMENTS:  # not run by `reproduce`; need the hf extra
+            seeds = {p: list(ex.seeds_for(name, p)) for p in ex.PROFILES}
+            print(f"{name:26s} seeds {json.dumps(seeds)}  (cross-check on transformers' Llama: pip install -e '.[hf]')")
         return 0
     if args.command == "run":
         ex.check_experiment(args.name)

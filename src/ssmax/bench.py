@@ -14,6 +14,10 @@
         interleaved; KV-cache decoding tokens/s of the same models.
   (iii) training tokens/s with and without torch.compile (optional: --no-compile skips it).
   (iv)  the machine's measured matmul peak and the model's FLOP utilization.
+  (v)   `ssmax.hf` in Hugging Face's own Llama attention module (projections, RoPE, the attention
+        function, output projection), forward + backward, against the same module on plain SDPA,
+        interleaved in one process (needs the `hf` extra; written to data/results/bench/hf-<device>.json,
+        also alone: --hf-only).
 
 Prints the tables and writes data/results/bench/<device>.json, which the book's appendix reads.
 Run: make bench, or python benchmarks/run.py [--device auto|cpu|cuda] [--quick] [--no-compile]
@@ -374,6 +378,10 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="T up to 1k, fewer repetitions, no torch.compile, "
                                                              "nothing written (a smoke check)")
     parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile section (minutes on CPU)")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice); "
+                                                                      "1 on a shared, oversubscribed machine")
+    parser.add_argument("--hf-only", action="store_true", help="only section (v), ssmax.hf in transformers' Llama "
+                                                               "attention (written to bench/hf-<device>.json)")
     parser.add_argument("--memory-case", nargs=2, metavar=("IMPL", "T"), help=argparse.SUPPRESS)
     parser.add_argument("--time-case", nargs="+", metavar="T IMPL", help=argparse.SUPPRESS)
     parser.add_argument("--compile-case", type=int, metavar="STEPS", help=argparse.SUPPRESS)
@@ -392,6 +400,11 @@ def main(argv=None) -> int:
     if not args.min_time >= 0 or args.min_time == float("inf"):
         parser.error(f"--min-time must be a finite number of seconds >= 0; got {args.min_time}")
     device = pick_device(args.device)
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error(f"--threads must be a positive integer; got {args.threads}")
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # the fresh processes of the layer table too
     if args.memory_case:
         impl, T = args.memory_case[0], int(args.memory_case[1])
         if impl not in IMPLS:
@@ -409,6 +422,9 @@ def main(argv=None) -> int:
         return 0
 
     lengths = (256, 1024) if args.quick else (256, 1024, 4096, 16384)
+    if args.hf_only:  # up to 4k: the section alone is a quick check of the cost on one machine
+        return run_hf_only(device, lengths[:3], args.heads, args.head_dim, 2 if args.quick else args.reps,
+                           0.0 if args.quick else args.min_time, write=not args.quick)
     t0 = time.perf_counter()
     load_before = os.getloadavg()
     print(f"attention layer (1 x {args.heads} heads x T x {args.head_dim}), forward + backward on {device}:",
@@ -423,6 +439,9 @@ def main(argv=None) -> int:
     if not (args.quick or args.no_compile):
         print("torch.compile (compiling takes a while) ...", file=sys.stderr, flush=True)
         compiled = compile_in_fresh_process(device, 20)
+    print("ssmax.hf in transformers' Llama attention ...", file=sys.stderr, flush=True)
+    hf_rows = hf_attention_table(device, lengths, args.heads, args.head_dim, 2 if args.quick else args.reps,
+                                 0.0 if args.quick else args.min_time)
     peak = matmul_peak(device)
     env = store.environment(device, time.perf_counter() - t0)
     env["load_average_1min"] = {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)}
@@ -430,10 +449,16 @@ def main(argv=None) -> int:
               "decoding": decode, "compile": compiled, "matmul_peak_gflops": peak, "targets": TARGETS,
               "setup": {"heads": args.heads, "head_dim": args.head_dim, "quick": args.quick}}
     print(format_tables(result))
+    if hf_rows is not None:
+        hf_result = {"device": str(device), "environment": env, "hf_attention": hf_rows, "targets": TARGETS,
+                     "setup": result["setup"]}
+        print("\n" + format_hf(hf_result))
     if not args.quick:
         path = store.results_root() / "bench" / f"{device.type}.json"
         store.write_json_atomic(path, result)
         print(f"written to {path}", file=sys.stderr)
+        if hf_rows is not None:
+            store.write_json_atomic(store.results_root() / "bench" / f"hf-{device.type}.json", hf_result)
     return 0
 
 
@@ -446,6 +471,95 @@ def load_benchmark(device_type: str = "cpu") -> dict:
         return json.loads(path.read_text())
     except json.JSONDecodeError as err:
         raise store.CorruptResultsError(f"{path} is not valid JSON ({err}); rerun `make bench`") from err
+
+
+# --- (v) ssmax.hf in transformers' Llama attention ----------------------------------------------
+
+HF_IMPLS = ("sdpa", "ssmax")  # the attn_implementation of the same LlamaAttention module
+
+
+def hf_attention_table(device: torch.device, lengths, heads: int, head_dim: int, reps: int,
+                       min_time_s: float = 0.0, max_reps: int = 2000) -> Optional[list[dict]]:
+    """Median forward + backward time of one `LlamaAttention` module on "sdpa" and on "ssmax"
+    (`ssmax.hf.enable`), the two called in turn (rotating order) on the same inputs; the ratio is
+    the median over rounds of ssmax's time over sdpa's in the same round. None without the extra."""
+    try:
+        from transformers import LlamaConfig, LlamaForCausalLM
+        from . import hf
+    except ImportError:
+        return None
+    rows = []
+    for T in lengths:
+        torch.manual_seed(0)
+        width = heads * head_dim
+        model = LlamaForCausalLM(LlamaConfig(vocab_size=256, hidden_size=width, intermediate_size=width,
+                                             num_hidden_layers=1, num_attention_heads=heads, num_key_value_heads=heads,
+                                             head_dim=head_dim, max_position_embeddings=T)).to(device)
+        hf.enable(model)
+        attn = model.model.layers[0].self_attn
+        x = torch.randn(1, T, width, device=device, requires_grad=True)
+        positions = torch.arange(T, device=device)[None]
+        cos_sin = model.model.rotary_emb(x, positions)
+
+        def call(impl: str) -> float:
+            model.config._attn_implementation_internal = impl  # what set_attn_implementation sets
+            _sync(device)
+            t0 = time.perf_counter()
+            attn(x, position_embeddings=cos_sin, attention_mask=None, position_ids=positions)[0].sum().backward()
+            _sync(device)
+            elapsed = time.perf_counter() - t0
+            x.grad = None
+            model.zero_grad(set_to_none=True)
+            return elapsed
+
+        for impl in HF_IMPLS:  # warm-up
+            call(impl)
+        times: dict[str, list[float]] = {impl: [] for impl in HF_IMPLS}
+        rounds = 0
+        while rounds < reps or (min(sum(t) for t in times.values()) < min_time_s and rounds < max_reps):
+            order = HF_IMPLS if rounds % 2 == 0 else HF_IMPLS[::-1]
+            for impl in order:
+                times[impl].append(call(impl))
+            rounds += 1
+        ratio = statistics.median(a / b for a, b in zip(times["ssmax"], times["sdpa"]))
+        rows.append({"T": T, "sdpa_ms": 1000 * statistics.median(times["sdpa"]),
+                     "ssmax_ms": 1000 * statistics.median(times["ssmax"]), "ratio": ratio, "reps": rounds})
+        print(f"  transformers Llama attention T={T:6d}: sdpa {rows[-1]['sdpa_ms']:9.2f} ms, ssmax.hf "
+              f"{rows[-1]['ssmax_ms']:9.2f} ms (x{ratio:.3f})", file=sys.stderr, flush=True)
+    return rows
+
+
+def format_hf(result: dict) -> str:
+    rows = result.get("hf_attention")
+    if not rows:
+        return "ssmax.hf in transformers' Llama attention: not measured (pip install -e '.[hf]')"
+    lines = ["ssmax.hf in transformers' Llama attention module (projections, RoPE, attention, output), forward + "
+             "backward: median ms (x time of the same module on SDPA, interleaved)"]
+    for r in rows:
+        target = TARGETS["layer_ratio_T256"] if r["T"] < 1024 else TARGETS["layer_ratio_from_1024"]
+        lines.append(f"  T = {r['T']:6d}: sdpa {r['sdpa_ms']:9.2f}  ssmax.hf {r['ssmax_ms']:9.2f}  (x{r['ratio']:.3f}, "
+                     f"{'within' if r['ratio'] <= target else 'OUTSIDE'} the {target:.2f} target)")
+    return "\n".join(lines)
+
+
+def run_hf_only(device: torch.device, lengths, heads: int, head_dim: int, reps: int, min_time_s: float,
+                write: bool) -> int:
+    """`--hf-only`: section (v) alone, written to data/results/bench/hf-<device>.json."""
+    t0 = time.perf_counter()
+    load_before = os.getloadavg()
+    rows = hf_attention_table(device, lengths, heads, head_dim, reps, min_time_s)
+    if rows is None:
+        raise SystemExit("error: --hf-only needs transformers: pip install -e '.[hf]'")
+    env = store.environment(device, time.perf_counter() - t0)
+    env["load_average_1min"] = {"start": round(load_before[0], 2), "end": round(os.getloadavg()[0], 2)}
+    result = {"device": str(device), "environment": env, "hf_attention": rows, "targets": TARGETS,
+              "setup": {"heads": heads, "head_dim": head_dim, "reps": reps, "min_time_s": min_time_s}}
+    print(format_hf(result))
+    if write:
+        path = store.results_root() / "bench" / f"hf-{device.type}.json"
+        store.write_json_atomic(path, result)
+        print(f"written to {path}", file=sys.stderr)
+    return 0
 
 
 # --- the printed tables (the appendix prints the same from the stored JSON) ------------------

@@ -63,6 +63,10 @@ PROTOCOL_VARIANTS = {PAPER: VARIANTS, THETA50: ("a", "b", "c"), NOPE: ("a", "b")
 FT_SEED_VARIANTS = {PAPER: ("a", "b", "c"), THETA50: ("a", "b", "c"), NOPE: ("a", "b")}
 THETA_STUDY_VARIANTS = ("a", "b", "c")
 STAGES = ("pretrain", "learned-pn", "needle-sft", "lengthgen", "needle-eval", "needle-score", "theta-study")
+# The cross-check on Hugging Face's LlamaForCausalLM (`ssmax.hf_crosscheck`, the `hf` extra):
+# registered and run like the others, but not part of `list_experiments` / `reproduce`, so that
+# the book's chapters and its time budget do not depend on the optional extra.
+CROSSCHECK_EXPERIMENTS = ("hf-pretrain-a", "hf-pretrain-b", "hf-lengthgen-a", "hf-lengthgen-b")
 
 
 @dataclass(frozen=True)
@@ -260,6 +264,8 @@ def parse_name(name: str) -> ExperimentName:
 
 def budget_group(name: str) -> str:
     """Which time budget a run counts against: the set tasks have their own (chapter 4)."""
+    if name in CROSSCHECK_EXPERIMENTS:
+        return "cross-check"
     return "set tasks" if check_experiment(name) in sets_run.set_experiment_names() else "language models"
 
 
@@ -276,8 +282,8 @@ def check_profile(profile: str) -> Profile:
 
 
 def check_experiment(name: str) -> str:
-    if name not in _REGISTRY and name not in sets_run.set_experiment_names():
-        names = list_experiments()
+    if name not in _REGISTRY and name not in sets_run.set_experiment_names() and name not in CROSSCHECK_EXPERIMENTS:
+        names = list_experiments() + list(CROSSCHECK_EXPERIMENTS)
         close = difflib.get_close_matches(str(name), names, n=3)
         hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
         raise ValueError(f"unknown experiment {name!r}; {hint}`python -m ssmax list` shows all {len(names)}")
@@ -292,6 +298,8 @@ def seeds_for(name: str, profile: str) -> tuple[int, ...]:
     one seed."""
     if check_experiment(name) in sets_run.set_experiment_names():
         return sets_run.set_seeds(profile)
+    if name in CROSSCHECK_EXPERIMENTS:
+        return check_profile(profile).seeds
     n = parse_name(name)
     prof = check_profile(profile)
     if n.protocol == PAPER and n.stage in ("pretrain", "lengthgen"):
@@ -335,6 +343,9 @@ def experiment_config(name: str, profile: str, seed: int = 0) -> ExperimentConfi
     check_seed(name, profile, seed)
     if name in sets_run.set_experiment_names():
         return ExperimentConfig(name, "set_task", evaluation=store.to_jsonable(sets_run.set_run_config(name, profile, seed)))
+    if name in CROSSCHECK_EXPERIMENTS:
+        from . import hf_crosscheck
+        return hf_crosscheck.experiment_config(name, profile, seed)
     n = parse_name(name)
     variant, protocol = n.variant, n.protocol
     T = prof.model["block_size"]
@@ -547,9 +558,11 @@ def _ladder_choice(tries: list[dict], target: Optional[float]) -> int:
     return scores.index(max(scores))
 
 
-def _run_lengthgen(config: ExperimentConfig, profile: str, device: torch.device) -> dict:
+def _run_lengthgen(config: ExperimentConfig, profile: str, device: torch.device, model=None) -> dict:
+    """Per-position loss to max_multiple x T of the model ``config.init_from`` names (or of
+    ``model``, any model called like a `GPT`)."""
     ev = config.evaluation
-    model = _source_model(config, profile, device)
+    model = _source_model(config, profile, device) if model is None else model
     T = ev["train_len"]
     length = ev["max_multiple"] * T
     docs = [d.tokens for d in load_corpus().documents("test", min_len=length + 1)][: ev["n_documents"]]
@@ -660,6 +673,10 @@ def _is_current(name: str, profile: str, seed: int, config: ExperimentConfig) ->
     if config.kind in ("pretrain", "needle_sft"):
         path = store.weights_path(profile, name, seed)
         return path.exists() and _weights_file_problem(path, store.config_hash(config)) is None
+    if config.kind == "hf_pretrain":  # a Llama's weights: their own state-dict check
+        from . import hf_crosscheck
+        path = store.weights_path(profile, name, seed)
+        return path.exists() and hf_crosscheck.weights_problem(path, store.config_hash(config)) is None
     return True
 
 
@@ -703,8 +720,14 @@ def run(name: str, profile: str, seed: int = 0, device: str = "auto", force: boo
     _weights_read.clear()  # from here on: the weights this run itself loads
     if config.kind in ("pretrain", "needle_sft"):
         metrics, timing, weights_sha256 = _run_training(config, profile, seed, dev, progress)
+    elif config.kind == "hf_pretrain":
+        from . import hf_crosscheck
+        metrics, timing, weights_sha256 = hf_crosscheck.run_pretrain(config, profile, seed, dev, progress)
     elif not distributed.is_main():  # evaluations run on rank 0 alone
         metrics = None
+    elif config.kind == "hf_lengthgen":
+        from . import hf_crosscheck
+        metrics = hf_crosscheck.run_lengthgen(config, profile, dev)
     elif config.kind == "lengthgen":
         metrics = _run_lengthgen(config, profile, dev)
     elif config.kind == "needle_eval":

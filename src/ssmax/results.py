@@ -75,6 +75,9 @@ REQUIRED_METRICS: dict[str, tuple[str, ...]] = {
     "theta_study": ("factors", "loss", "needle"),
     "set_task": ("set_sizes", "accuracy", "target_weight"),
 }
+# the cross-check on Hugging Face's Llama (ssmax.hf_crosscheck) writes what its counterparts write
+REQUIRED_METRICS["hf_pretrain"] = REQUIRED_METRICS["pretrain"]
+REQUIRED_METRICS["hf_lengthgen"] = REQUIRED_METRICS["lengthgen"]
 
 
 def results_root() -> Path:

@@ -194,16 +194,19 @@ def train(
     checkpoint_path: Optional[Path] = None,
     progress: bool = True,
     on_step: Optional[Callable[[int], None]] = None,
+    build_model: Optional[Callable[[GPTConfig], torch.nn.Module]] = None,
 ) -> TrainOutcome:
     """Train from scratch (or from ``init_state`` weights, for fine-tuning); resume from
     ``checkpoint_path`` if it exists. Returns the model and its metrics.
 
     Under torchrun every rank calls this; rank 0 alone evaluates and writes checkpoints, so only
-    its metrics hold the validation numbers."""
+    its metrics hold the validation numbers. ``build_model`` makes another model from the config
+    (one that is called like a `GPT`, e.g. `ssmax.hf_crosscheck.HFLanguageModel`)."""
     distributed.check_batch_size(config.batch_size)
     main = distributed.is_main()
     torch.manual_seed(config.seed)
-    model = GPT(GPTConfig(**config.model.to_dict())).to(device)
+    model_config = GPTConfig(**config.model.to_dict())
+    model = (GPT(model_config) if build_model is None else build_model(model_config)).to(device)
     if init_state is not None:
         model.load_state_dict(init_state)
     optimizer = _optimizer(model, config)

@@ -1,0 +1,348 @@
+"""The cross-check: the book's pretraining and length-generalization comparison, softmax (a) vs
+SSMax (b), rerun on Hugging Face's `LlamaForCausalLM` through `ssmax.hf`.
+
+Same corpus, context T, steps, batch, learning-rate schedule and seeds (so the same data in the
+same order) as ``pretrain-{a,b}`` and ``lengthgen-{a,b}`` of a profile; the model is the
+library's Llama at our model's shape (`llama_config`), with its own RoPE, attention, weight
+initialisation and code. (b) starts s where our (b) does (``GPTConfig.s_init``).
+
+    hf-pretrain-{a,b}    train (`ssmax.train.train` drives the model through `HFLanguageModel`)
+    hf-lengthgen-{a,b}   per-position loss to 16T on the held-out documents of ``lengthgen-*``
+
+`compare` sets the per-window differences (b) - (a), paired by seed, beside our model's.
+Importing this module does not import transformers; building or running a model does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import sys
+from typing import Any, Iterator, Optional, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from . import experiments as ex
+from . import results as store
+from .checkpoint import CheckpointError, checkpoint_problem, load_checkpoint, save_checkpoint
+from .model import GPTConfig
+from .train import TrainConfig, train
+
+TRANSFORMERS_VERSION = "5.23.0"  # the `hf` extra's pin; part of every cross-check config
+VARIANTS = ("a", "b")
+SCALING = {"a": "softmax", "b": "ssmax"}
+# the windows the comparison reports, as multiples of T: [1,T], (T,2T], (T,4T], (4T,16T]
+WINDOWS = ((0, 1), (1, 2), (1, 4), (4, 16))
+
+
+def llama_config(model: GPTConfig) -> dict:
+    """`transformers.LlamaConfig` arguments for a Llama of our model's shape: byte vocabulary,
+    layers, heads, width, SwiGLU width, RMSNorm epsilon, RoPE theta, untied embeddings, no
+    biases; ``max_position_embeddings`` is the training length T."""
+    return {"vocab_size": model.vocab_size, "hidden_size": model.n_embd, "intermediate_size": model.mlp_hidden,
+            "num_hidden_layers": model.n_layer, "num_attention_heads": model.n_head,
+            "num_key_value_heads": model.n_head, "max_position_embeddings": model.block_size,
+            "rms_norm_eps": model.norm_eps, "rope_parameters": {"rope_type": "default", "rope_theta": model.rope_theta},
+            "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False, "initializer_range": 0.02,
+            "bos_token_id": None, "eos_token_id": None, "pad_token_id": None}
+
+
+def _require_transformers():
+    try:
+        import transformers
+    except ImportError as err:
+        raise ValueError("the cross-check needs transformers: pip install -e '.[hf]'") from err
+    if transformers.__version__ != TRANSFORMERS_VERSION:
+        print(f"warning: the cross-check pins transformers {TRANSFORMERS_VERSION}; this is {transformers.__version__}",
+              file=sys.stderr)
+    return transformers
+
+
+class HFLanguageModel(nn.Module):
+    """A `LlamaForCausalLM` that the training loop and the evaluations call like a `GPT`:
+    ``model(idx, rope_theta)`` -> logits, plus `param_groups`, `num_parameters`,
+    `scale_parameters` and ``config`` (the `GPTConfig` it was built from)."""
+
+    def __init__(self, config: GPTConfig):
+        super().__init__()
+        if config.scaling not in SCALING.values() or config.position != "rope":
+            raise ValueError(f"HFLanguageModel builds softmax or ssmax models with RoPE; got scaling={config.scaling!r}, "
+                             f"position={config.position!r}")
+        transformers = _require_transformers()
+        from . import hf
+        self.config = config
+        self.p_n = None  # GPT's learned-pn table; the training loop looks for it
+        self.llama = transformers.LlamaForCausalLM(transformers.LlamaConfig(**llama_config(config)))
+        self.llama.set_attn_implementation("sdpa")
+        if config.scaling == "ssmax":
+            hf.enable(self.llama, s_init=config.s_init, train_len=config.block_size)
+
+    @contextlib.contextmanager
+    def _rope_theta(self, theta: Optional[float]) -> Iterator[None]:
+        """Evaluate with another RoPE base (the paper's theta x 50): the library's own rotary
+        embedding, built for that base, replaces the model's for the call."""
+        if theta is None or theta == self.config.rope_theta:
+            yield
+            return
+        import transformers
+        inner = self.llama.model
+        cfg = transformers.LlamaConfig(**{**llama_config(self.config),
+                                          "rope_parameters": {"rope_type": "default", "rope_theta": float(theta)}})
+        trained = inner.rotary_emb
+        inner.rotary_emb = type(trained)(cfg).to(trained.inv_freq.device)
+        try:
+            yield
+        finally:
+            inner.rotary_emb = trained
+
+    def forward(self, idx: Tensor, rope_theta: Optional[float] = None, *, query_scale_fn=None, **kwargs: Any) -> Tensor:
+        if query_scale_fn is not None or kwargs:
+            raise ValueError(f"HFLanguageModel takes idx and rope_theta only; got query_scale_fn={query_scale_fn!r}, "
+                             f"{sorted(kwargs)}")
+        with self._rope_theta(rope_theta):
+            return self.llama(input_ids=idx, use_cache=False).logits
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def param_groups(self, weight_decay: float) -> list[dict]:
+        """As `GPT.param_groups`: decay matrices only; s and norm gains are never decayed."""
+        decay = [p for p in self.parameters() if p.requires_grad and p.dim() >= 2]
+        no_decay = [p for p in self.parameters() if p.requires_grad and p.dim() < 2]
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+    def scale_parameters(self) -> dict[str, Tensor]:
+        if self.config.scaling != "ssmax":
+            return {}
+        from . import hf
+        return {"s": hf.scale_parameters(self.llama)}
+
+
+def gpt_state_dict(model: HFLanguageModel) -> dict[str, Tensor]:
+    """The Llama's weights as a state dict of our `GPT` of the same config (q, k, v stacked into
+    ``qkv``, gate and up into ``gate_up``): both then compute the same function, which is what
+    makes the cross-check a check of the code and the initialisation, not of the architecture."""
+    sd = {k.removeprefix("llama."): v for k, v in model.state_dict().items()}
+    out = {"embed.weight": sd["model.embed_tokens.weight"], "norm.weight": sd["model.norm.weight"],
+           "lm_head.weight": sd["lm_head.weight"]}
+    for i in range(model.config.n_layer):
+        p, q = f"model.layers.{i}.", f"blocks.{i}."
+        out[q + "attn_norm.weight"] = sd[p + "input_layernorm.weight"]
+        out[q + "mlp_norm.weight"] = sd[p + "post_attention_layernorm.weight"]
+        out[q + "attn.qkv.weight"] = torch.cat([sd[p + f"self_attn.{x}_proj.weight"] for x in "qkv"])
+        out[q + "attn.proj.weight"] = sd[p + "self_attn.o_proj.weight"]
+        out[q + "mlp.gate_up.weight"] = torch.cat([sd[p + "mlp.gate_proj.weight"], sd[p + "mlp.up_proj.weight"]])
+        out[q + "mlp.down.weight"] = sd[p + "mlp.down_proj.weight"]
+        if p + "self_attn.ssmax_s" in sd:
+            out[q + "attn.query_scale.s"] = sd[p + "self_attn.ssmax_s"]
+    return out
+
+
+# --- the experiments ------------------------------------------------------------------------
+
+def _parts(name: str) -> tuple[str, str]:
+    stage, variant = name.rsplit("-", 1)
+    if name not in ex.CROSSCHECK_EXPERIMENTS:
+        raise ValueError(f"unknown cross-check experiment {name!r}; allowed: {', '.join(ex.CROSSCHECK_EXPERIMENTS)}")
+    return stage, variant
+
+
+def experiment_config(name: str, profile: str, seed: int) -> ex.ExperimentConfig:
+    """hf-pretrain-{a,b}: the TrainConfig of pretrain-{a,b} (same model shape, data, steps and
+    schedule) with the Llama it builds; hf-lengthgen-{a,b}: the evaluation of lengthgen-{a,b}."""
+    stage, variant = _parts(name)
+    prof = ex.check_profile(profile)
+    model = ex._model_config(prof, SCALING[variant])
+    implementation = {"model": "transformers.LlamaForCausalLM", "transformers": TRANSFORMERS_VERSION,
+                      "llama_config": llama_config(model),
+                      "attention": "ssmax.hf" if variant == "b" else "sdpa"}
+    if stage == "hf-pretrain":
+        tc = TrainConfig(model=model, seed=seed, **prof.pretrain)
+        return ex.ExperimentConfig(name, "hf_pretrain", train=tc, evaluation=implementation)
+    key, h = ex._dep(f"hf-pretrain-{variant}", profile, seed)
+    evaluation = {**ex.experiment_config(f"lengthgen-{variant}", profile, seed).evaluation}
+    return ex.ExperimentConfig(name, "hf_lengthgen", init_from=key, evaluation=evaluation, depends_on={key: h})
+
+
+def run_pretrain(config: ex.ExperimentConfig, profile: str, seed: int, device: torch.device,
+                 progress: bool) -> tuple[dict, dict, str]:
+    """Train (resumable, as every pretraining run) and store float16 weights for the evaluation;
+    returns the metrics, the timing and the SHA-256 of the weights file. The checkpoint stays
+    until `experiments.run` has written the results."""
+    ckpt = store.checkpoints_root() / profile / f"{config.name}--seed{seed}.pt"
+    ex._discard_unusable_checkpoint(ckpt, store.config_hash(config.train))
+    outcome = train(config.train, device=device, checkpoint_path=ckpt, progress=progress, build_model=HFLanguageModel)
+    digest = save_checkpoint(store.weights_path(profile, config.name, seed),
+                             {"model_config": outcome.model.config.to_dict(),
+                              "state_dict": {k: v.detach().cpu().to(ex.WEIGHTS_DTYPE)
+                                             for k, v in outcome.model.state_dict().items()}},
+                             store.config_hash(config))
+    return outcome.metrics, outcome.timing, digest
+
+
+def weights_problem(path, config_hash: str) -> Optional[str]:
+    """Why the Llama weights file at ``path`` cannot be used (None if it can): unreadable,
+    refused, of another config, or with tensors that do not fit the Llama its config describes."""
+    problem = checkpoint_problem(path, config_hash)
+    if problem is not None:
+        return problem
+    try:
+        payload = load_checkpoint(path, config_hash)
+        expected = HFLanguageModel(GPTConfig(**payload["model_config"])).state_dict()
+    except (CheckpointError, KeyError, TypeError, ValueError) as err:
+        return str(err)
+    got = payload.get("state_dict", {})
+    if set(got) != set(expected):
+        return f"state dict keys differ: missing {sorted(set(expected) - set(got))[:3]}, unexpected {sorted(set(got) - set(expected))[:3]}"
+    bad = [k for k, t in expected.items() if not torch.is_tensor(got[k]) or got[k].shape != t.shape]
+    return f"{bad[0]} has the wrong shape" if bad else None
+
+
+def load_model(name: str, profile: str, seed: int, device: torch.device) -> HFLanguageModel:
+    """The trained Llama of hf-pretrain-{a,b}, checked against its current config; its file's
+    SHA-256 is recorded as a weight the running evaluation used (``weights_used``)."""
+    config = ex.experiment_config(name, profile, seed)
+    path = store.weights_path(profile, name, seed)
+    command = store.run_command(name, profile, seed)
+    if not path.exists():
+        raise store.MissingResultsError(f"no weights for {name} (profile {profile}, seed {seed}) at {path}: "
+                                        f"run `{command}`")
+    digest = store.file_sha256(path)
+    problem = weights_problem(path, store.config_hash(config))
+    if problem:
+        raise CheckpointError(f"weights {path} cannot be used ({problem}); remake them with `{command}`")
+    payload = load_checkpoint(path, store.config_hash(config), map_location=device)
+    model = HFLanguageModel(GPTConfig(**payload["model_config"])).to(device)
+    model.load_state_dict({k: v.float() for k, v in payload["state_dict"].items()})
+    ex._weights_read[f"{name}--seed{seed}"] = digest
+    return model.eval()
+
+
+def run_lengthgen(config: ex.ExperimentConfig, profile: str, device: torch.device) -> dict:
+    """The lengthgen evaluation (`experiments._run_lengthgen`) on the trained Llama."""
+    name, seed = ex._split_key(config.init_from)
+    return ex._run_lengthgen(config, profile, device, model=load_model(name, profile, seed, device))
+
+
+# --- the comparison -------------------------------------------------------------------------
+
+# two-sided 95% quantiles of Student's t by degrees of freedom (no scipy in the environment)
+_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+         12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
+
+
+def t_quantile(df: int) -> float:
+    """The 97.5% quantile of Student's t with ``df`` degrees of freedom (table; the next
+    smaller tabulated df above 10, so the interval errs wide; 1.96 beyond 30)."""
+    if df < 1:
+        raise ValueError(f"df must be >= 1; got {df}")
+    if df > 30:
+        return 1.96
+    return _T975[max(k for k in _T975 if k <= df)]
+
+
+def window_label(lo: int, hi: int) -> str:
+    """(0, 1) -> "[1,T]", (1, 4) -> "(T,4T]"."""
+    def t(k: int) -> str:
+        return "T" if k == 1 else f"{k}T"
+    return f"[1,{t(hi)}]" if lo == 0 else f"({t(lo)},{t(hi)}]"
+
+
+def window_loss(result: dict, lo: int, hi: int, theta: int) -> float:
+    """Mean per-position loss over positions (lo T, hi T] of a lengthgen result's curve."""
+    metrics = result["metrics"]
+    T = int(result["config"]["evaluation"]["train_len"])
+    curve = np.asarray(metrics["curves"][f"model@theta_x{theta}"]["curve"], dtype=float)
+    return float(curve[lo * T: hi * T].mean())
+
+
+def paired_difference(b: Sequence[float], a: Sequence[float]) -> dict:
+    """Mean of the per-seed differences b - a, their standard deviation and the 95% t-interval.
+    The shared decision procedure (ssmax.book.decide) replaces this once it lands; until then
+    this is the book's rule for paired-by-seed comparisons written out: mean +- t * sd / sqrt(k)."""
+    d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
+    if d.size < 2:
+        return {"diffs": d.tolist(), "mean": float(d.mean()) if d.size else math.nan, "sd": math.nan,
+                "low": math.nan, "high": math.nan, "seeds": int(d.size)}
+    sd = float(d.std(ddof=1))
+    half = t_quantile(d.size - 1) * sd / math.sqrt(d.size)
+    return {"diffs": d.tolist(), "mean": float(d.mean()), "sd": sd, "low": float(d.mean() - half),
+            "high": float(d.mean() + half), "seeds": int(d.size)}
+
+
+def direction(diff: dict) -> str:
+    """What a paired difference (b) - (a) in loss says: "SSMax lower", "SSMax higher",
+    "no clear difference" (the interval holds 0) or "too few seeds"."""
+    if diff["seeds"] < 2:
+        return "too few seeds"
+    if diff["high"] < 0:
+        return "SSMax lower"
+    if diff["low"] > 0:
+        return "SSMax higher"
+    return "no clear difference"
+
+
+def compare(hf: dict[str, list[dict]], own: dict[str, list[dict]], thetas: Sequence[int] = (1, 50)) -> list[dict]:
+    """One row per (implementation, theta, window): per-seed losses of (a) and (b), and the
+    paired difference (b) - (a) over the seeds both variants have.
+
+    ``hf`` maps "hf-lengthgen-a"/"-b" and ``own`` maps "lengthgen-a"/"-b" to lists of results
+    (missing seeds simply absent: the rows say how many seeds they rest on). Windows beyond the
+    stored curves (shorter in the smoke profile) are left out."""
+    rows = []
+    for impl, results, prefix in (("transformers Llama", hf, "hf-lengthgen"), ("our model", own, "lengthgen")):
+        by_seed = {v: {r["seed"]: r for r in results.get(f"{prefix}-{v}", [])} for v in VARIANTS}
+        seeds = sorted(set(by_seed["a"]) & set(by_seed["b"]))
+        length = min((len(r["metrics"]["curves"]["model@theta_x1"]["curve"]) // int(r["config"]["evaluation"]["train_len"])
+                      for v in VARIANTS for r in by_seed[v].values()), default=0)
+        for theta in thetas:
+            for lo, hi in (w for w in WINDOWS if w[1] <= length):  # windows the curves reach
+                a = [window_loss(by_seed["a"][s], lo, hi, theta) for s in seeds]
+                b = [window_loss(by_seed["b"][s], lo, hi, theta) for s in seeds]
+                diff = paired_difference(b, a)
+                rows.append({"implementation": impl, "theta": theta, "window": window_label(lo, hi), "seeds": seeds,
+                             "a": a, "b": b, "diff": diff, "direction": direction(diff)})
+    return rows
+
+
+def available(names: Sequence[str], profile: str) -> tuple[dict[str, list[dict]], list[str]]:
+    """The current results of ``names`` (every seed of the profile that has one) and the
+    commands that would make the missing ones: for pages that report what exists."""
+    found: dict[str, list[dict]] = {}
+    missing = []
+    for name in names:
+        found[name] = []
+        for seed in ex.seeds_for(name, profile):
+            try:
+                found[name].append(store.load_result(profile, name, seed, ex.experiment_config(name, profile, seed)))
+            except store.ResultsError:
+                missing.append(store.run_command(name, profile, seed))
+    return found, missing
+
+
+def load_hf_bench(device_type: str = "cpu") -> Optional[dict]:
+    """The stored `make bench` section (v), data/results/bench/hf-<device>.json, or None."""
+    import json
+    path = store.results_root() / "bench" / f"hf-{device_type}.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise store.CorruptResultsError(f"{path} is not valid JSON ({err}); rerun `python benchmarks/run.py --hf-only`") from err
+
+
+def page_results(profile: str, retrain: bool = False, device: str = "auto") -> tuple[dict, dict, list[str]]:
+    """What the book's page reads: the cross-check's lengthgen results that exist (all of them
+    rerun first if ``retrain``), our model's ``lengthgen-{a,b}``, and the commands for the
+    cross-check runs still missing. Our model's results must exist (the chapters need them)."""
+    names = [f"hf-lengthgen-{v}" for v in VARIANTS]
+    if retrain:
+        for name in names:
+            for seed in ex.seeds_for(name, profile):
+                ex.run(name, profile, seed, device=device, force=True, progress=False)
+    hf_results, missing = available(names, profile)
+    own = ex.results_for([f"lengthgen-{v}" for v in VARIANTS], profile)
+    return hf_results, own, missing
