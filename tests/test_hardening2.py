@@ -165,7 +165,7 @@ def test_retraining_upstream_makes_everything_downstream_stale(tmp_path, monkeyp
 
 
 def test_the_committed_results_are_current_and_record_the_committed_weights():
-    results = ex.results_for(ex.list_experiments(), "cpu")
+    results = ex.results_for(ex.list_experiments() + list(ex.CROSSCHECK_EXPERIMENTS), "cpu")
     assert sum(len(r) for r in results.values()) == len(store.result_files(store.results_root() / "cpu"))
     digests = {f"{r['experiment']}--seed{r['seed']}": r.get("weights_sha256") for rs in results.values() for r in rs}
     for path in sorted((store.results_root() / "cpu" / "weights").glob("*.pt")):

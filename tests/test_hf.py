@@ -271,12 +271,14 @@ def test_crosscheck_runs_on_the_smoke_profile(tmp_path, monkeypatch):
     assert set(curves) == {"model@theta_x1", "model@theta_x50"}
     assert len(curves["model@theta_x1"]["curve"]) == 4 * 160
     assert curves["model@theta_x1"]["curve"] != curves["model@theta_x50"]["curve"]
-    rows = cc.compare({f"hf-lengthgen-{v}": [r] for v, r in res.items()}, {}, thetas=(1,))
-    hf_rows = [r for r in rows if r["implementation"] == "transformers Llama"]
-    assert [r["window"] for r in hf_rows] == ["[1,T]", "(T,2T]", "(T,4T]"]  # the smoke curves end at 4T
-    assert hf_rows[0]["direction"] == "too few seeds"
+    from ssmax.book import cost
+    from ssmax.book import crosscheck as bc
+    verdict = bc.verdict({f"lengthgen-{v}": [r] for v, r in res.items()}, "transformers Llama", 1)
+    windows = [p.label.split(" over ")[1].split(",")[0] for p in verdict.parts]
+    assert windows == ["(T,2T]", "(T,4T]"]  # beyond T, judged per window; the smoke curves end at 4T
+    assert verdict.kind == "inconclusive" and {p.outcome.reason for p in verdict.parts} == {"underpowered"}
     assert "hf-pretrain-b" not in ex.list_experiments()  # not part of reproduce / the chapters
-    from ssmax import cost  # nor of the profile's cost table (the page reports its runs)
+    # nor of the profile's cost table (the page reports its runs)
     assert "hf-lengthgen-b--seed0" in cost._read_folder("smoke") and cost.runs("smoke") == []
 
 
@@ -303,13 +305,16 @@ def test_the_crosscheck_llama_computes_what_our_model_computes(scaling):
     assert (llama(x) - llama(x, 50 * config.rope_theta)).abs().max() > 0.05
 
 
-def test_paired_difference_is_the_t_interval_of_the_seed_differences():
-    from ssmax import hf_crosscheck as cc
-    d = cc.paired_difference([1.9, 2.0, 4.1], [1.0, 1.0, 3.0])  # differences 0.9, 1.0, 1.1
-    assert d["mean"] == pytest.approx(1.0) and d["sd"] == pytest.approx(0.1)
-    assert d["low"] == pytest.approx(1.0 - 4.303 * 0.1 / math.sqrt(3))
-    assert cc.direction(d) == "SSMax higher"
-    assert cc.direction(cc.paired_difference([1.0, 1.1], [1.05, 1.0])) == "no clear difference"
+def test_the_crosscheck_page_words_follow_the_paired_interval():
+    from ssmax.book import crosscheck as bc
+    from ssmax.book import decide as d
+    seeds = ("seed 0", "seed 1", "seed 2")
+    e = d.paired(dict(zip(seeds, (1.9, 2.0, 4.1))), dict(zip(seeds, (1.0, 1.0, 3.0))), True)  # 0.9, 1.0, 1.1
+    assert e.mean == pytest.approx(1.0) and e.sd == pytest.approx(0.1)
+    assert e.interval[0] == pytest.approx(1.0 - 4.303 * 0.1 / math.sqrt(3), rel=1e-3)
+    assert bc.direction(e) == "SSMax higher"
+    assert bc.direction(d.paired({"seed 0": 1.0, "seed 1": 1.1}, {"seed 0": 1.05, "seed 1": 1.0}, True)) == "interval holds 0"
+    assert bc.direction(d.paired({"seed 0": 1.0}, {"seed 0": 2.0}, True)) == "one seed: no interval"
 
 
 def test_bench_times_ssmax_hf_against_sdpa_in_the_same_module():

@@ -9,18 +9,16 @@ initialisation and code. (b) starts s where our (b) does (``GPTConfig.s_init``).
     hf-pretrain-{a,b}    train (`ssmax.train.train` drives the model through `HFLanguageModel`)
     hf-lengthgen-{a,b}   per-position loss to 16T on the held-out documents of ``lengthgen-*``
 
-`compare` sets the per-window differences (b) - (a), paired by seed, beside our model's.
+The book's page judges them (`ssmax.book.crosscheck`) beside our model's, by the book's one procedure.
 Importing this module does not import transformers; building or running a model does.
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 import sys
-from typing import Any, Iterator, Optional, Sequence
+from typing import Any, Iterator, Optional
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -33,8 +31,6 @@ from .train import TrainConfig, train
 TRANSFORMERS_VERSION = "5.23.0"  # the `hf` extra's pin; part of every cross-check config
 VARIANTS = ("a", "b")
 SCALING = {"a": "softmax", "b": "ssmax"}
-# the windows the comparison reports, as multiples of T: [1,T], (T,2T], (T,4T], (4T,16T]
-WINDOWS = ((0, 1), (1, 2), (1, 4), (4, 16))
 
 
 def llama_config(model: GPTConfig) -> dict:
@@ -224,125 +220,3 @@ def run_lengthgen(config: ex.ExperimentConfig, profile: str, device: torch.devic
     """The lengthgen evaluation (`experiments._run_lengthgen`) on the trained Llama."""
     name, seed = ex._split_key(config.init_from)
     return ex._run_lengthgen(config, profile, device, model=load_model(name, profile, seed, device))
-
-
-# --- the comparison -------------------------------------------------------------------------
-
-# two-sided 95% quantiles of Student's t by degrees of freedom (no scipy in the environment)
-_T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
-         12: 2.179, 15: 2.131, 20: 2.086, 30: 2.042}
-
-
-def t_quantile(df: int) -> float:
-    """The 97.5% quantile of Student's t with ``df`` degrees of freedom (table; the next
-    smaller tabulated df above 10, so the interval errs wide; 1.96 beyond 30)."""
-    if df < 1:
-        raise ValueError(f"df must be >= 1; got {df}")
-    if df > 30:
-        return 1.96
-    return _T975[max(k for k in _T975 if k <= df)]
-
-
-def window_label(lo: int, hi: int) -> str:
-    """(0, 1) -> "[1,T]", (1, 4) -> "(T,4T]"."""
-    def t(k: int) -> str:
-        return "T" if k == 1 else f"{k}T"
-    return f"[1,{t(hi)}]" if lo == 0 else f"({t(lo)},{t(hi)}]"
-
-
-def window_loss(result: dict, lo: int, hi: int, theta: int) -> float:
-    """Mean per-position loss over positions (lo T, hi T] of a lengthgen result's curve."""
-    metrics = result["metrics"]
-    T = int(result["config"]["evaluation"]["train_len"])
-    curve = np.asarray(metrics["curves"][f"model@theta_x{theta}"]["curve"], dtype=float)
-    return float(curve[lo * T: hi * T].mean())
-
-
-def paired_difference(b: Sequence[float], a: Sequence[float]) -> dict:
-    """Mean of the per-seed differences b - a, their standard deviation and the 95% t-interval.
-    The shared decision procedure (ssmax.book.decide) replaces this once it lands; until then
-    this is the book's rule for paired-by-seed comparisons written out: mean +- t * sd / sqrt(k)."""
-    d = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
-    if d.size < 2:
-        return {"diffs": d.tolist(), "mean": float(d.mean()) if d.size else math.nan, "sd": math.nan,
-                "low": math.nan, "high": math.nan, "seeds": int(d.size)}
-    sd = float(d.std(ddof=1))
-    half = t_quantile(d.size - 1) * sd / math.sqrt(d.size)
-    return {"diffs": d.tolist(), "mean": float(d.mean()), "sd": sd, "low": float(d.mean() - half),
-            "high": float(d.mean() + half), "seeds": int(d.size)}
-
-
-def direction(diff: dict) -> str:
-    """What a paired difference (b) - (a) in loss says: "SSMax lower", "SSMax higher",
-    "no clear difference" (the interval holds 0) or "too few seeds"."""
-    if diff["seeds"] < 2:
-        return "too few seeds"
-    if diff["high"] < 0:
-        return "SSMax lower"
-    if diff["low"] > 0:
-        return "SSMax higher"
-    return "no clear difference"
-
-
-def compare(hf: dict[str, list[dict]], own: dict[str, list[dict]], thetas: Sequence[int] = (1, 50)) -> list[dict]:
-    """One row per (implementation, theta, window): per-seed losses of (a) and (b), and the
-    paired difference (b) - (a) over the seeds both variants have.
-
-    ``hf`` maps "hf-lengthgen-a"/"-b" and ``own`` maps "lengthgen-a"/"-b" to lists of results
-    (missing seeds simply absent: the rows say how many seeds they rest on). Windows beyond the
-    stored curves (shorter in the smoke profile) are left out."""
-    rows = []
-    for impl, results, prefix in (("transformers Llama", hf, "hf-lengthgen"), ("our model", own, "lengthgen")):
-        by_seed = {v: {r["seed"]: r for r in results.get(f"{prefix}-{v}", [])} for v in VARIANTS}
-        seeds = sorted(set(by_seed["a"]) & set(by_seed["b"]))
-        length = min((len(r["metrics"]["curves"]["model@theta_x1"]["curve"]) // int(r["config"]["evaluation"]["train_len"])
-                      for v in VARIANTS for r in by_seed[v].values()), default=0)
-        for theta in thetas:
-            for lo, hi in (w for w in WINDOWS if w[1] <= length):  # windows the curves reach
-                a = [window_loss(by_seed["a"][s], lo, hi, theta) for s in seeds]
-                b = [window_loss(by_seed["b"][s], lo, hi, theta) for s in seeds]
-                diff = paired_difference(b, a)
-                rows.append({"implementation": impl, "theta": theta, "window": window_label(lo, hi), "seeds": seeds,
-                             "a": a, "b": b, "diff": diff, "direction": direction(diff)})
-    return rows
-
-
-def available(names: Sequence[str], profile: str) -> tuple[dict[str, list[dict]], list[str]]:
-    """The current results of ``names`` (every seed of the profile that has one) and the
-    commands that would make the missing ones: for pages that report what exists."""
-    found: dict[str, list[dict]] = {}
-    missing = []
-    for name in names:
-        found[name] = []
-        for seed in ex.seeds_for(name, profile):
-            try:
-                found[name].append(store.load_result(profile, name, seed, ex.experiment_config(name, profile, seed)))
-            except store.ResultsError:
-                missing.append(store.run_command(name, profile, seed))
-    return found, missing
-
-
-def load_hf_bench(device_type: str = "cpu") -> Optional[dict]:
-    """The stored `make bench` section (v), data/results/bench/hf-<device>.json, or None."""
-    import json
-    path = store.results_root() / "bench" / f"hf-{device_type}.json"
-    if not path.exists():
-        return None
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise store.CorruptResultsError(f"{path} is not valid JSON ({err}); rerun `python benchmarks/run.py --hf-only`") from err
-
-
-def page_results(profile: str, retrain: bool = False, device: str = "auto") -> tuple[dict, dict, list[str]]:
-    """What the book's page reads: the cross-check's lengthgen results that exist (all of them
-    rerun first if ``retrain``), our model's ``lengthgen-{a,b}``, and the commands for the
-    cross-check runs still missing. Our model's results must exist (the chapters need them)."""
-    names = [f"hf-lengthgen-{v}" for v in VARIANTS]
-    if retrain:
-        for name in names:
-            for seed in ex.seeds_for(name, profile):
-                ex.run(name, profile, seed, device=device, force=True, progress=False)
-    hf_results, missing = available(names, profile)
-    own = ex.results_for([f"lengthgen-{v}" for v in VARIANTS], profile)
-    return hf_results, own, missing

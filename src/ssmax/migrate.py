@@ -44,7 +44,8 @@ def add_weight_digests(profile: str, dry_run: bool = False) -> list[str]:
     (upstream runs first); returns the keys of the files changed."""
     changed = []
     recorded: dict[str, str] = {}  # digests added by this pass (a dry run writes none)
-    for name, seed in ex.run_keys(profile):
+    crosscheck = [(name, seed) for name in ex.CROSSCHECK_EXPERIMENTS for seed in ex.seeds_for(name, profile)]
+    for name, seed in ex.run_keys(profile) + crosscheck:
         path = store.result_path(profile, name, seed)
         if not path.exists():
             continue
@@ -52,7 +53,7 @@ def add_weight_digests(profile: str, dry_run: bool = False) -> list[str]:
         if "weights_sha256" in data or "weights_used" in data:
             continue  # written with digests (or migrated already)
         update: dict = {}
-        if data["config"]["kind"] in ("pretrain", "needle_sft"):
+        if data["config"]["kind"] in ("pretrain", "needle_sft", "hf_pretrain"):
             digest = _weights_digest(profile, name, seed, data["config_hash"])
             if digest is not None:
                 update["weights_sha256"] = recorded[f"{name}--seed{seed}"] = digest
