@@ -274,12 +274,13 @@ def test_crosscheck_runs_on_the_smoke_profile(tmp_path, monkeypatch):
     from ssmax.book import cost
     from ssmax.book import crosscheck as bc
     verdict = bc.verdict({f"lengthgen-{v}": [r] for v, r in res.items()}, "transformers Llama", 1)
-    windows = [p.label.split(" over ")[1].split(",")[0] for p in verdict.parts]
+    windows = [p.label.split(" over ")[1].split("]")[0] + "]" for p in verdict.parts]
     assert windows == ["(T,2T]", "(T,4T]"]  # beyond T, judged per window; the smoke curves end at 4T
-    assert verdict.kind == "inconclusive" and {p.outcome.reason for p in verdict.parts} == {"underpowered"}
+    # one model per variant (and, at this size, losses at the context-free floor): nothing is decided
+    assert verdict.kind == "inconclusive" and all(p.outcome.kind == "inconclusive" for p in verdict.parts)
     assert "hf-pretrain-b" not in ex.list_experiments()  # not part of reproduce / the chapters
     # nor of the profile's cost table (the page reports its runs)
-    assert "hf-lengthgen-b--seed0" in cost._read_folder("smoke") and cost.runs("smoke") == []
+    assert cost.runs("smoke") == []
 
 
 @pytest.mark.parametrize("scaling", ["softmax", "ssmax"])

@@ -60,13 +60,11 @@ def training_tokens(result: dict, stored: dict[str, dict]) -> int:
 def runs(profile: str) -> list[dict[str, Any]]:
     """One row per stored run of ``profile``: key, experiment, kind, group, device, wall_s,
     train_tokens."""
-    from ..experiments import CROSSCHECK_EXPERIMENTS, budget_group
+    from ..experiments import budget_group
 
     stored = _read_folder(profile)
     rows = []
     for key, r in stored.items():
-        if r["experiment"] in CROSSCHECK_EXPERIMENTS:  # not part of the profile: its page reports it
-            continue
         env = r["environment"]
         rows.append({"key": key, "experiment": r["experiment"], "kind": r["config"]["kind"],
                      "group": budget_group(r["experiment"]),
