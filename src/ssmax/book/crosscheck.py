@@ -74,10 +74,20 @@ def complete(results: Results) -> bool:
 def verdict(results: Results, implementation: str, theta: int) -> d.Verdict:
     """(b) generalizes better than (a) on one implementation at one RoPE base, by the book's rule."""
     parts = length.loss_parts(results, "b", "a", theta)
-    return d.Verdict(f"crosscheck-{implementation}-theta{theta}", "Fig. 5, (b) against (a)",
+    short = "ours" if implementation == "our model" else "llama"
+    return d.Verdict(f"crosscheck-{short}-theta{theta}", "Fig. 5 on transformers' Llama" if short == "llama"
+                     else "Fig. 5, (b) against (a)",
                      f"SSMax (b) generalizes beyond T better than softmax (a): {implementation}, RoPE base "
                      f"theta x{theta}", RULE, parts, f"{length.replicates(results['lengthgen-a'])} per variant",
                      beyond_paper=True)
+
+
+def llama_verdicts(profile: str) -> list[d.Verdict]:
+    """The cross-check's own questions for the scorecard: (b) against (a) on the Llama at each RoPE
+    base (our model's side repeats chapter 5's Fig. 5 parts, so it is not counted twice); none
+    where the Llama runs are missing."""
+    data = load(profile)
+    return [v for (impl, _), v in verdicts(data).items() if impl == "transformers Llama"]
 
 
 def verdicts(data: dict[str, Any]) -> dict[tuple[str, int], d.Verdict]:
@@ -209,7 +219,8 @@ def bench_words(bench: Optional[dict]) -> dict[str, str]:
     load_avg = (env.get("load_average_1min") or {}).get("start")
     return {"T_list": listing([f"{r['T']:,}" for r in rows]), "ratios": listing([f"{r['ratio']:.2f}" for r in rows]),
             "deviation": f"{dev:.0%}", "device": str(env.get("device_name", "no machine")),
-            "threads": str(env.get("torch_threads", "?")),
+            "threads": (f"{env['torch_threads']} torch thread{'s' if env['torch_threads'] != 1 else ''}"
+                        if isinstance(env.get("torch_threads"), int) else "an unrecorded number of torch threads"),
             "load": f"{load_avg:.1f}" if isinstance(load_avg, (int, float)) else "not recorded"}
 
 

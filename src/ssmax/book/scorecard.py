@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from .. import experiments as ex
-from . import attention, length, logn, needle, pretraining, sets, theory
+from . import attention, crosscheck, length, logn, needle, pretraining, sets, theory
 from . import decide as d
 from .runs import Results
 
@@ -71,9 +71,11 @@ def by_kind(verdicts: list[d.Verdict]) -> dict[str, list[str]]:
     return {k: out[k] for k in d.KINDS if k in out}
 
 
-def headline(results: Results) -> dict:
-    """What the introduction and the scorecard say in words, computed from the verdicts."""
-    paper, beyond = paper_verdicts(results), beyond_paper_verdicts(results)
+def headline(results: Results, profile: str = "") -> dict:
+    """What the introduction and the scorecard say in words, computed from the verdicts; with
+    ``profile``, the cross-check on transformers' Llama counts among the questions beyond the paper."""
+    paper = paper_verdicts(results)
+    beyond = beyond_paper_verdicts(results) + (crosscheck.llama_verdicts(profile) if profile else [])
     return {"paper": paper, "beyond": beyond,
             "n_paper_empirical": len(empirical(paper)), "n_paper_derived": len(derived(paper)),
             "paper_counts": d.counts_text(empirical(paper), d.EMPIRICAL_KINDS),
@@ -104,6 +106,8 @@ def section(claim_id: str) -> tuple[str, str]:
         return _SECTIONS[claim_id]
     if claim_id.startswith("retrieval-"):
         return "06_needle_in_a_haystack", "ch6-protocols"
+    if claim_id.startswith("crosscheck-"):
+        return "11_use_in_your_model", "use-crosscheck"
     if claim_id.startswith("sets-"):
         return "03_fading_in_isolation", "ch3-verdicts"
     raise ValueError(f"no chapter section is known for claim {claim_id!r}; add it to scorecard._SECTIONS")
