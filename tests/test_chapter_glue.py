@@ -28,7 +28,7 @@ def _glued(notebook: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def found():
-    return scorecard.headline(scorecard.load("cpu"))
+    return scorecard.headline(scorecard.load("cpu"), "cpu")
 
 
 def test_intro_and_scorecard_print_the_same_computed_counts(found):

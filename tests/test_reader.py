@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def verdicts() -> dict[str, d.Verdict]:
-    return scorecard.headline(scorecard.load("cpu"))["by_id"]
+    return scorecard.headline(scorecard.load("cpu"), "cpu")["by_id"]
 
 
 def test_the_registry_of_verdict_ids_is_the_scorecards(verdicts):
