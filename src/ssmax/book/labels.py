@@ -39,6 +39,7 @@ VERDICT_IDS: tuple[str, ...] = (
     *(f"retrieval-{p}" for p in PROTOCOL_LABELS),
     *(f"sets-{s}-{c}" for s in SETTING_LABELS for c in ("b-vs-a", "b-vs-logn")),
     "sets-keyret-bounded-weights",
+    *(f"crosscheck-llama-theta{t}" for t in (1, 50)),  # the page "Use SSMax in your model"
 )
 
 
