@@ -31,7 +31,7 @@ import difflib
 import sys
 import time
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
@@ -428,9 +428,11 @@ def _split_key(key: str) -> tuple[str, int]:
 _weights_read: dict[str, str] = {}
 
 
-def load_weights(name: str, profile: str, seed: int, device: torch.device) -> tuple[GPT, ExperimentConfig]:
+def load_weights(name: str, profile: str, seed: int, device: torch.device,
+                 build: Callable[[GPTConfig], torch.nn.Module] = GPT) -> tuple[torch.nn.Module, ExperimentConfig]:
     """The trained model of a training experiment, checked against its current config (its
-    hash, and state-dict keys and shapes that fit the model it describes)."""
+    hash, and state-dict keys and shapes that fit the model ``build`` makes of its config: our
+    `GPT`, or the cross-check's Llama)."""
     config = experiment_config(name, profile, seed)
     path = store.weights_path(profile, name, seed)
     command = store.run_command(name, profile, seed)
@@ -439,10 +441,10 @@ def load_weights(name: str, profile: str, seed: int, device: torch.device) -> tu
                                         f"run `{command}`")
     digest = store.file_sha256(path)
     payload = load_checkpoint(path, store.config_hash(config), map_location=device)
-    problem = _state_dict_problem(payload)
+    problem = _state_dict_problem(payload, build)
     if problem:
         raise CheckpointError(f"weights {path} do not fit their model ({problem}); remake them with `{command}`")
-    model = GPT(GPTConfig(**payload["model_config"])).to(device)
+    model = build(GPTConfig(**payload["model_config"])).to(device)
     model.load_state_dict({k: v.float() for k, v in payload["state_dict"].items()})
     if store.file_sha256(path) != digest:
         raise CheckpointError(f"weights {path} changed while being read (another run writing them?); rerun")
@@ -450,14 +452,14 @@ def load_weights(name: str, profile: str, seed: int, device: torch.device) -> tu
     return model.eval(), config
 
 
-def _state_dict_problem(payload: Any) -> Optional[str]:
+def _state_dict_problem(payload: Any, build: Callable[[GPTConfig], torch.nn.Module] = GPT) -> Optional[str]:
     """What is wrong with a weights payload's model config and state dict (None if nothing):
     missing, unexpected or misshapen tensors are named, as a renamed key would be."""
     if not isinstance(payload, dict) or not isinstance(payload.get("model_config"), dict) \
             or not isinstance(payload.get("state_dict"), dict):
         return "no model_config and state_dict"
     try:
-        expected = GPT(GPTConfig(**payload["model_config"])).state_dict()
+        expected = build(GPTConfig(**payload["model_config"])).state_dict()
     except (TypeError, ValueError) as err:
         return f"model_config is invalid: {err}"
     got = payload["state_dict"]
@@ -472,13 +474,13 @@ def _state_dict_problem(payload: Any) -> Optional[str]:
     return None
 
 
-def _weights_file_problem(path, config_hash: str) -> Optional[str]:
+def _weights_file_problem(path, config_hash: str, build: Callable[[GPTConfig], torch.nn.Module] = GPT) -> Optional[str]:
     """Why the weights file at ``path`` cannot be used (None if it can): unreadable, refused,
     of another config, or with a state dict that does not fit its model."""
     problem = checkpoint_problem(path, config_hash)
     if problem is None:
         try:
-            problem = _state_dict_problem(load_checkpoint(path, config_hash))
+            problem = _state_dict_problem(load_checkpoint(path, config_hash), build)
         except CheckpointError as err:
             problem = str(err)
     return problem
@@ -676,7 +678,7 @@ def _is_current(name: str, profile: str, seed: int, config: ExperimentConfig) ->
     if config.kind == "hf_pretrain":  # a Llama's weights: their own state-dict check
         from . import hf_crosscheck
         path = store.weights_path(profile, name, seed)
-        return path.exists() and hf_crosscheck.weights_problem(path, store.config_hash(config)) is None
+        return path.exists() and _weights_file_problem(path, store.config_hash(config), hf_crosscheck.HFLanguageModel) is None
     return True
 
 

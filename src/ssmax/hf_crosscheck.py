@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from . import experiments as ex
 from . import results as store
-from .checkpoint import CheckpointError, checkpoint_problem, load_checkpoint, save_checkpoint
+from .checkpoint import save_checkpoint
 from .model import GPTConfig
 from .train import TrainConfig, train
 
@@ -178,42 +178,10 @@ def run_pretrain(config: ex.ExperimentConfig, profile: str, seed: int, device: t
     return outcome.metrics, outcome.timing, digest
 
 
-def weights_problem(path, config_hash: str) -> Optional[str]:
-    """Why the Llama weights file at ``path`` cannot be used (None if it can): unreadable,
-    refused, of another config, or with tensors that do not fit the Llama its config describes."""
-    problem = checkpoint_problem(path, config_hash)
-    if problem is not None:
-        return problem
-    try:
-        payload = load_checkpoint(path, config_hash)
-        expected = HFLanguageModel(GPTConfig(**payload["model_config"])).state_dict()
-    except (CheckpointError, KeyError, TypeError, ValueError) as err:
-        return str(err)
-    got = payload.get("state_dict", {})
-    if set(got) != set(expected):
-        return f"state dict keys differ: missing {sorted(set(expected) - set(got))[:3]}, unexpected {sorted(set(got) - set(expected))[:3]}"
-    bad = [k for k, t in expected.items() if not torch.is_tensor(got[k]) or got[k].shape != t.shape]
-    return f"{bad[0]} has the wrong shape" if bad else None
-
-
 def load_model(name: str, profile: str, seed: int, device: torch.device) -> HFLanguageModel:
-    """The trained Llama of hf-pretrain-{a,b}, checked against its current config; its file's
-    SHA-256 is recorded as a weight the running evaluation used (``weights_used``)."""
-    config = ex.experiment_config(name, profile, seed)
-    path = store.weights_path(profile, name, seed)
-    command = store.run_command(name, profile, seed)
-    if not path.exists():
-        raise store.MissingResultsError(f"no weights for {name} (profile {profile}, seed {seed}) at {path}: "
-                                        f"run `{command}`")
-    digest = store.file_sha256(path)
-    problem = weights_problem(path, store.config_hash(config))
-    if problem:
-        raise CheckpointError(f"weights {path} cannot be used ({problem}); remake them with `{command}`")
-    payload = load_checkpoint(path, store.config_hash(config), map_location=device)
-    model = HFLanguageModel(GPTConfig(**payload["model_config"])).to(device)
-    model.load_state_dict({k: v.float() for k, v in payload["state_dict"].items()})
-    ex._weights_read[f"{name}--seed{seed}"] = digest
-    return model.eval()
+    """The trained Llama of hf-pretrain-{a,b}, checked and recorded as every loaded model is
+    (`experiments.load_weights`)."""
+    return ex.load_weights(name, profile, seed, device, build=HFLanguageModel)[0]
 
 
 def run_lengthgen(config: ex.ExperimentConfig, profile: str, device: torch.device) -> dict:
