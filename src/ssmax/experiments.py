@@ -330,7 +330,7 @@ def _model_config(profile: Profile, scaling: str, protocol: str = PAPER) -> GPTC
 
 
 def _dep(name: str, profile: str, seed: int) -> tuple[str, str]:
-    return f"{name}--seed{seed}", store.config_hash(experiment_config(name, profile, seed))
+    return store.run_key(name, seed), store.config_hash(experiment_config(name, profile, seed))
 
 
 def _with_protocol(stage: str, variant: str, protocol: str) -> str:
@@ -448,7 +448,7 @@ def load_weights(name: str, profile: str, seed: int, device: torch.device,
     model.load_state_dict({k: v.float() for k, v in payload["state_dict"].items()})
     if store.file_sha256(path) != digest:
         raise CheckpointError(f"weights {path} changed while being read (another run writing them?); rerun")
-    _weights_read[f"{name}--seed{seed}"] = digest
+    _weights_read[store.run_key(name, seed)] = digest
     return model.eval(), config
 
 
@@ -502,7 +502,7 @@ def _checkpoint_files(config: ExperimentConfig, profile: str, seed: int) -> list
     """The checkpoints a run writes: one per try of its learning-rate ladder (one for most runs)."""
     folder = store.checkpoints_root() / profile
     halvings = config.evaluation.get("lr_halvings", 0) if config.kind == "needle_sft" else 0
-    return [folder / (f"{config.name}--seed{seed}.pt" if k == 0 else f"{config.name}--seed{seed}--lr{k}.pt")
+    return [folder / (f"{store.run_key(config.name, seed)}.pt" if k == 0 else f"{store.run_key(config.name, seed)}--lr{k}.pt")
             for k in range(halvings + 1)]
 
 
@@ -762,7 +762,7 @@ def reproduce(profile: str, device: str = "auto", force: bool = True, progress: 
     for name, seed in keys:
         t0 = time.perf_counter()
         run(name, profile, seed, device=device, force=force, progress=progress)
-        times[f"{name}--seed{seed}"] = time.perf_counter() - t0
+        times[store.run_key(name, seed)] = time.perf_counter() - t0
     return times
 
 

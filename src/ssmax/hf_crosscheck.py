@@ -167,7 +167,7 @@ def run_pretrain(config: ex.ExperimentConfig, profile: str, seed: int, device: t
     """Train (resumable, as every pretraining run) and store float16 weights for the evaluation;
     returns the metrics, the timing and the SHA-256 of the weights file. The checkpoint stays
     until `experiments.run` has written the results."""
-    ckpt = store.checkpoints_root() / profile / f"{config.name}--seed{seed}.pt"
+    ckpt = store.checkpoints_root() / profile / f"{store.run_key(config.name, seed)}.pt"
     ex._discard_unusable_checkpoint(ckpt, store.config_hash(config.train))
     outcome = train(config.train, device=device, checkpoint_path=ckpt, progress=progress, build_model=HFLanguageModel)
     digest = save_checkpoint(store.weights_path(profile, config.name, seed),

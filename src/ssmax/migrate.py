@@ -56,7 +56,7 @@ def add_weight_digests(profile: str, dry_run: bool = False) -> list[str]:
         if data["config"]["kind"] in ("pretrain", "needle_sft", "hf_pretrain"):
             digest = _weights_digest(profile, name, seed, data["config_hash"])
             if digest is not None:
-                update["weights_sha256"] = recorded[f"{name}--seed{seed}"] = digest
+                update["weights_sha256"] = recorded[store.run_key(name, seed)] = digest
         used = {}
         for key, dep_hash in (data["config"].get("depends_on") or {}).items():
             dep_name, dep_seed = key.rsplit("--seed", 1)
@@ -69,7 +69,7 @@ def add_weight_digests(profile: str, dry_run: bool = False) -> list[str]:
         if used:
             update["weights_used"] = used
         if update:
-            changed.append(f"{name}--seed{seed}")
+            changed.append(store.run_key(name, seed))
             if not dry_run:
                 store.write_json_atomic(path, {**data, **update, "weights_digests_added_later": NOTE})
     return changed

@@ -24,7 +24,7 @@ from typing import Optional
 
 from . import experiments as ex
 from .checkpoint import CheckpointError
-from .results import ResultsError
+from .results import ResultsError, run_key
 
 class WorkerFailed(RuntimeError):
     """A worker process of ``reproduce --jobs`` exited with an error (its message is above)."""
@@ -45,7 +45,7 @@ _COST = {"pretrain": 4.0, "needle_sft": 4.0, "set_task": 1.0}
 def independent_groups(profile: str) -> list[list[tuple[str, int]]]:
     """The runs split into groups that share no weights (union of each run with what it loads)."""
     keys = ex.run_keys(profile)
-    parent = {f"{n}--seed{s}": f"{n}--seed{s}" for n, s in keys}
+    parent = {run_key(n, s): run_key(n, s) for n, s in keys}
 
     def root(k: str) -> str:
         while parent[k] != k:
@@ -56,10 +56,10 @@ def independent_groups(profile: str) -> list[list[tuple[str, int]]]:
     for name, seed in keys:
         for dep in ex.experiment_config(name, profile, seed).depends_on:
             parent.setdefault(dep, dep)
-            parent[root(f"{name}--seed{seed}")] = root(dep)
+            parent[root(run_key(name, seed))] = root(dep)
     groups: dict[str, list[tuple[str, int]]] = {}
     for name, seed in keys:
-        groups.setdefault(root(f"{name}--seed{seed}"), []).append((name, seed))
+        groups.setdefault(root(run_key(name, seed)), []).append((name, seed))
     return list(groups.values())
 
 

@@ -117,7 +117,7 @@ def metrics_checksum(metrics: Any) -> str:
 
 
 def result_path(profile: str, experiment: str, seed: int) -> Path:
-    return results_root() / profile / f"{experiment}--seed{seed}.json"
+    return results_root() / profile / f"{run_key(experiment, seed)}.json"
 
 
 def weights_dir(profile: str) -> Path:
@@ -127,7 +127,7 @@ def weights_dir(profile: str) -> Path:
 def weights_path(profile: str, experiment: str, seed: int) -> Path:
     """Final model weights (a float16 state dict), kept beside the results so evaluations can be
     rerun without retraining."""
-    return weights_dir(profile) / f"{experiment}--seed{seed}.pt"
+    return weights_dir(profile) / f"{run_key(experiment, seed)}.pt"
 
 
 def run_command(experiment: str, profile: str, seed: int) -> str:
