@@ -15,6 +15,7 @@ No torch here: the notebook tool imports this without the heavy dependencies.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -154,3 +155,13 @@ def write_atomic(path: PathLike, write: Callable[[Path], None]) -> None:
 
 def write_text_atomic(path: PathLike, text: str) -> None:
     write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def sha256_of_file(path) -> str:
+    """The SHA-256 of a file's bytes, read in 1 MiB chunks (the corpus check and the weights
+    digests of results both use it)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -34,6 +34,7 @@ from typing import Any, Iterable, Optional, Union
 import numpy as np
 import torch
 
+from .atomic import sha256_of_file
 from .paths import REPO_ROOT, in_checkout
 
 __all__ = [
@@ -217,14 +218,6 @@ def default_corpus_path() -> Path:
     return _REPO_ROOT / "data" / "corpus" / CORPUS_FILENAME
 
 
-def _sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _read_records(path: Path) -> list[tuple[str, str]]:
     with lzma.open(path, "rt", encoding="utf-8", newline="\n") as f:
         return [(r["path"], r["text"]) for r in map(json.loads, f)]
@@ -246,7 +239,7 @@ def _load_corpus_cached(path: str, sha256: Optional[str]) -> Corpus:
     if not p.is_file():
         raise FileNotFoundError(f"corpus file not found: {p}. {_rebuild_hint()}")
     if sha256 is not None:
-        actual = _sha256_file(p)
+        actual = sha256_of_file(p)
         if actual != sha256:
             raise CorpusChecksumError(
                 f"corpus file {p} has SHA-256 {actual}, expected {sha256}: it is not the "

@@ -38,7 +38,7 @@ from typing import Any, Optional
 import torch
 
 from . import __version__
-from .atomic import write_text_atomic
+from .atomic import sha256_of_file, write_text_atomic
 from .paths import REPO_ROOT, data_dir, folder_from_env, in_checkout
 
 # Bumped when the meaning of stored metrics changes, so every older file becomes stale.
@@ -217,17 +217,9 @@ def save_result(profile: str, experiment: str, seed: int, config: Any, metrics: 
 
 # --- the identity of weights files ----------------------------------------------------------
 
-def _sha256_of_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 @functools.lru_cache(maxsize=512)
 def _cached_sha256(path: str, size: int, mtime_ns: int, inode: int) -> str:
-    return _sha256_of_file(Path(path))
+    return sha256_of_file(Path(path))
 
 
 def file_sha256(path: Path) -> Optional[str]:
