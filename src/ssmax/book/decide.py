@@ -291,11 +291,19 @@ def part(label: str, effect: Effect, sesoi: float, unit: str = "", counted: bool
 
 def generalizes(label: str, beyond: Effect, within: Effect, sesoi: float, unit: str = "", counted: bool = True,
                 floor: Optional[str] = None, precondition: Optional[str] = None, digits: int = 3,
-                within_name: str = "within T") -> Part:
+                within_name: str = "within T", note: str = "") -> Part:
     """"Generalizes better beyond T": the effect beyond T must hold (`decide`), and so must the
     difference in differences, the effect beyond T minus the effect within T, paired by unit.
     A gain beyond T that is as large within T fails, and the note says so: it is there, but it
-    is not a length effect."""
+    is not a length effect. ``note`` (e.g. why the part is not counted) comes first in the
+    part's note."""
+    part = _generalizes(label, beyond, within, sesoi, unit, counted, floor, precondition, digits, within_name)
+    part.note = "; ".join(x for x in (note, part.note) if x)
+    return part
+
+
+def _generalizes(label: str, beyond: Effect, within: Effect, sesoi: float, unit: str, counted: bool,
+                 floor: Optional[str], precondition: Optional[str], digits: int, within_name: str) -> Part:
     did = beyond.minus(within)
     shown = {"beyond": beyond, within_name: within}
     first = decide(beyond, sesoi, unit, floor, precondition, digits)

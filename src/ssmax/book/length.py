@@ -118,11 +118,9 @@ def loss_parts(results: Results, better: str, worse: str, theta: int, protocol: 
         wx, wse = window_losses(results, worse, w, theta, worse_label, protocol)
         floor = d.loss_floor({nb: float(np.mean(list(bx.values()))), nw: float(np.mean(list(wx.values())))},
                              floor_loss, FLOOR_WHAT)
-        p = d.generalizes(f"{nb} below {nw} over {w[0]}, by more than within [1,T]", d.paired(bx, wx, False, bse, wse),
-                          within, d.SESOI["loss_beyond_T"], LOSS_UNIT, counted, floor)
-        if note:
-            p.note = "; ".join(x for x in (note, p.note) if x)
-        parts.append(p)
+        parts.append(d.generalizes(f"{nb} below {nw} over {w[0]}, by more than within [1,T]",
+                                   d.paired(bx, wx, False, bse, wse), within, d.SESOI["loss_beyond_T"], LOSS_UNIT,
+                                   counted, floor, note=note))
     return parts
 
 

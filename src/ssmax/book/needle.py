@@ -174,10 +174,8 @@ def retrieval_parts(results: Results, better: str, worse: str, protocol: str, me
             at_T = d.paired(ix, jx, higher, ise, jse)
             floor = _floor(results, {f"({better})": nb, f"({worse})": nw}, theta, metric, lengths)
             label = f"({better}) {'above' if higher else 'below'} ({worse}) in {words} over {window[0]}"
-            p = d.generalizes(label, beyond, at_T, sesoi, unit, counted, floor, pre, digits, within_name="at 1T")
-            if note:
-                p.note = "; ".join(x for x in (note, p.note) if x)
-            parts.append(p)
+            parts.append(d.generalizes(label, beyond, at_T, sesoi, unit, counted, floor, pre, digits,
+                                       within_name="at 1T", note=note))
     return parts
 
 
