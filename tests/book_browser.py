@@ -122,6 +122,20 @@ def internal_keys() -> set[str]:
 
 
 _KEYS_RE: re.Pattern | None = None
+_CODE_KEYS_RE: re.Pattern | None = None
+
+
+def _code_keys_re() -> re.Pattern:
+    """A quoted registry key in code a reader can unfold: an experiment name, a set-task setting
+    or a verdict id (the chapters name these through the package, e.g. ``sets.MAX_RETRIEVAL``)."""
+    global _CODE_KEYS_RE
+    if _CODE_KEYS_RE is None:
+        from ssmax import experiments, sets_run
+        from ssmax.book.labels import VERDICT_IDS
+
+        keys = sorted({*experiments.list_experiments(), *sets_run.SET_TASKS, *VERDICT_IDS}, key=len, reverse=True)
+        _CODE_KEYS_RE = re.compile(r"""["'](""" + "|".join(map(re.escape, keys)) + r""")["']""")
+    return _CODE_KEYS_RE
 
 
 def _keys_re() -> re.Pattern:
@@ -246,6 +260,7 @@ const inputs = Array.from(main.querySelectorAll('.cell_input')).filter(visible);
 const codeCut = inputs.flatMap(el => Array.from(el.querySelectorAll('pre')))
   .filter(pre => pre.scrollWidth > pre.clientWidth + 1)
   .map(pre => ({scroll: pre.scrollWidth, client: pre.clientWidth, text: clip(longestLine(pre), 120)}));
+const codeText = inputs.map(el => el.innerText || '').join('\n');
 const codeChecks = inputs.map(el => el.innerText || '')
   .filter(t => /^\s*assert\b/m.test(t) || /print\([^)]*all hold/.test(t)).map(t => clip(t, 100));
 
@@ -305,7 +320,7 @@ const ids = Array.from(document.querySelectorAll('[id]')).map(el => el.id);
 const hasVerdict = !!main.querySelector('.ssmax-verdict');
 folds.forEach(d => { d.open = false; });
 return {
-  codeCut: codeCut, codeChecks: codeChecks, figures: figures, cellBreaks: cellBreaks, tableTex: tableTex,
+  codeCut: codeCut, codeChecks: codeChecks, codeText: codeText, figures: figures, cellBreaks: cellBreaks, tableTex: tableTex,
   text: readerText(main), wideMath: wideMath, searches: searches, links: links, ids: ids, hasVerdict: hasVerdict,
   title: document.title,
   h1: h1 ? h1.textContent.replace(/¶|#$/g, '').trim() : '',
@@ -361,7 +376,8 @@ def problems(report: dict[str, Any], search_title: str | None = None, root: bool
     titles    no raw TeX (``\\(``, ``$``) in the browser title, the search index's title, the
               navigation (sidebar, previous/next, breadcrumbs)
     plumbing  no visible parameters cell or parameter check (they are hidden with ``remove-cell``)
-    code      no code cell shows an ``assert`` or a "... all hold" print; at a laptop's width no line
+    code      no code cell shows an ``assert`` or a "... all hold" print, or quotes a registry key
+              (an experiment name, a set-task setting, a verdict id); at a laptop's width no line
               of a code cell is cut off (on a phone code scrolls sideways, as it should)
     figures   `figure_problems`: legible on a phone, no empty grid cell, short legends, not one
               number in every cell, tap to enlarge, numbered "Figure N.M"
@@ -401,6 +417,7 @@ def problems(report: dict[str, Any], search_title: str | None = None, root: bool
     out["plumbing"] += [f"visible: {text!r}" for text in report["plumbing"]]
     width = report.get("width") or report["viewportWidth"]
     out["code"] += [f"an assert or check in a code cell: {t!r}" for t in report["codeChecks"]]
+    out["code"] += [f"a registry key in shown code: {m.group(0)}" for m in _code_keys_re().finditer(report.get("codeText", ""))]
     if width >= PHONE:  # on a phone code scrolls sideways, as it should
         out["code"] += [f"code line cut off ({c['scroll']} px in {c['client']} px): {c['text']!r}"
                         for c in report["codeCut"]]

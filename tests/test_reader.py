@@ -171,6 +171,12 @@ def test_browser_rules_catch_what_issue_23_found():
                                                                            "text": "x"}]))["code"]
 
 
+def test_shown_code_names_set_tasks_and_experiments_through_the_package_not_by_key():
+    quoted = bb.problems(_report(codeText='fig = sets_book.curves_figure(results, "keyret-bounded")\nres["pretrain-a"]'))
+    assert len(quoted["code"]) == 2 and "keyret-bounded" in quoted["code"][0] and "pretrain-a" in quoted["code"][1]
+    assert not bb.problems(_report(codeText="fig = sets_book.curves_figure(results, sets_book.KEY_RETRIEVAL_BOUNDED)"))["code"]
+
+
 def test_a_clean_report_passes():
     assert not any(bb.problems(_report(text="SSMax (b) above softmax (a) at n = 256; θ × 50")).values())
 

@@ -23,6 +23,8 @@ from .decide import binomial_se
 from .runs import Results, unit_of
 
 SET_SETTINGS = tuple(sets_run.SET_TASKS)
+# the three settings by name, so that the chapter's code reads as the task, not as a registry key
+MAX_RETRIEVAL, KEY_RETRIEVAL_BOUNDED, KEY_RETRIEVAL_FREE = SET_SETTINGS
 SET_TRAIN_MAX_SIZE = sets_run.TRAIN_SIZES[1]  # largest training set size of every set task
 
 
@@ -211,9 +213,10 @@ def learned(results: dict, setting: str) -> dict[str, tuple[float, float]]:
 PANELS = (("accuracy", "accuracy"), ("target_weight", "weight on the target"), ("entropy", "attention entropy"))
 
 
-def curves_figure(results: dict, setting: str, title: str, lines=LINES):
+def curves_figure(results: dict, setting: str, title: Optional[str] = None, lines=LINES):
     """Accuracy, target weight and attention entropy against n for every line of one setting,
-    seed mean with the min-max band; chance and log n (uniform attention) for reference."""
+    seed mean with the min-max band; chance and log n (uniform attention) for reference. The
+    title is the setting's reader's words unless given."""
     fig, axes = plots.new_figure(ncols=3, height=2.4, sharex=True)
     for ax, (key, ylabel) in zip(axes, PANELS):
         draw(ax, results, setting, key, lines)
@@ -232,7 +235,7 @@ def curves_figure(results: dict, setting: str, title: str, lines=LINES):
     axes[-1].set_xlabel("set size $n$ (shaded: training sizes)")
     handles, labels_ = axes[0].get_legend_handles_labels()
     fig.legend(handles, labels_, loc="outside lower center", ncols=2, fontsize=plots.MIN_FONT_PT)
-    fig.suptitle(title)
+    fig.suptitle(book_labels.label(setting) if title is None else title)
     return fig
 
 
