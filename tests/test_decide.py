@@ -138,3 +138,54 @@ def test_the_unit_is_the_pretraining_seed_at_the_root_of_the_weights(name, seed,
 
 def test_run_key():
     assert store.run_key("needle-eval-b", 2) == "needle-eval-b--seed2"
+
+
+# --- the seed-count rule ---------------------------------------------------------------------------
+def test_detectable_effect_is_the_paired_t_power_formula():
+    # (t_{0.975,4} + t_{0.8,4}) sd / sqrt(5), with t_{0.8,4} = 0.9410 from the tables
+    assert d.detectable_effect(0.03, 5) == pytest.approx((2.7764 + 0.9410) * 0.03 / math.sqrt(5), rel=1e-3)
+    assert d.detectable_effect(0.03, 20) < d.detectable_effect(0.03, 10) < d.detectable_effect(0.03, 5)
+    assert d.detectable_effect(0.0, 5) == 0.0
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(sd=0.1, n=1), "n must be"), (dict(sd=0.1, n=True), "n must be"),
+                                           (dict(sd=-1.0, n=5), "sd must be"), (dict(sd=0.1, n=5, power=1.0), "power")])
+def test_detectable_effect_refuses_bad_input(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        d.detectable_effect(**kwargs)
+
+
+def test_models_needed_is_the_smallest_n_at_or_above_the_floor_that_detects_the_effect():
+    assert d.models_needed(0.001, 0.1) == d.MIN_MODELS  # a tiny spread still gets the floor
+    n = d.models_needed(0.1, 0.1)
+    assert n > d.MIN_MODELS
+    assert d.detectable_effect(0.1, n) <= 0.1 < d.detectable_effect(0.1, n - 1)
+    with pytest.raises(ValueError, match="effect must be positive"):
+        d.models_needed(0.1, 0.0)
+
+
+def test_seed_count_takes_its_spread_from_the_first_models_and_its_power_from_all():
+    effect = _e(0.05, 0.06, 0.04, 0.30, -0.20)  # the last two, added later, are far more spread
+    c = d.seed_count("(b) vs (a)", effect, 0.1)
+    assert c.pilot_n == 3 and c.pilot_sd == pytest.approx(0.01)
+    assert c.needed == d.MIN_MODELS and c.enough
+    assert c.run == 5 and c.run_sd == pytest.approx(effect.sd)
+    assert c.detectable == pytest.approx(d.detectable_effect(effect.sd, 5))
+    with pytest.raises(ValueError, match="at least 2 models"):
+        d.seed_count("x", _e(0.1), 0.1)
+
+
+def test_every_compared_language_model_variant_has_the_floor_of_independent_models():
+    """Pretraining and per-position loss of the compared variants run at least MIN_MODELS seeds in
+    the cpu profile, and seed k of each reads pretraining seed k of its own variant."""
+    for protocol, variants in experiments.SEEDED_VARIANTS.items():
+        for v in variants:
+            for stage in ("pretrain", "lengthgen"):
+                if stage == "pretrain" and v == "baselines":
+                    continue
+                name = str(experiments.ExperimentName(stage, v, protocol))
+                seeds = experiments.seeds_for(name, "cpu")
+                assert len(seeds) >= d.MIN_MODELS, name
+                for seed in seeds:
+                    config = store.to_jsonable(experiments.experiment_config(name, "cpu", seed))
+                    assert runs.root_seed({"profile": "cpu", "seed": seed, "config": config}) == seed

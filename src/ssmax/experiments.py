@@ -58,7 +58,11 @@ PAPER, THETA50, NOPE = "", "theta50", "nope"
 PROTOCOLS = (PAPER, THETA50, NOPE)
 # the variants each needle protocol fine-tunes (and, for NoPE, pretrains)
 PROTOCOL_VARIANTS = {PAPER: VARIANTS, THETA50: ("a", "b", "c"), NOPE: ("a", "b")}
-# variants whose needle fine-tuning (and evaluation) runs once per seed of the profile, all from
+# variants pretrained once per seed of `Profile.model_seeds`, each seed its own independently
+# trained model; their per-position loss (lengthgen) of seed k reads pretraining seed k ("baselines"
+# applies the training-free baselines to (a) of that seed)
+SEEDED_VARIANTS = {PAPER: ("a", "b", "c", "e", "baselines"), NOPE: ("a", "b", "baselines")}
+# variants whose needle fine-tuning (and evaluation) runs once per seed of `Profile.seeds`, all from
 # the pretraining run of seed 0: the spread then measures the fine-tuning alone
 FT_SEED_VARIANTS = {PAPER: ("a", "b", "c"), THETA50: ("a", "b", "c"), NOPE: ("a", "b")}
 THETA_STUDY_VARIANTS = ("a", "b", "c")
@@ -75,7 +79,7 @@ class Profile:
     name: str
     model: dict
     pretrain: dict
-    seeds: tuple[int, ...]  # for (a), (b) and (e), which costs nothing extra; fine-tuning seeds
+    seeds: tuple[int, ...]  # needle fine-tuning seeds (of the seed-0 pretrained model)
     switch_fraction: float  # (f): SSMax for the last switch_fraction of the pretraining steps
     sft: dict
     n_digits: int
@@ -99,6 +103,12 @@ class Profile:
     # validation exact match. Every try is recorded in the results (``lr_tries``).
     sft_halvings: int = 0
     sft_target_exact: float = 0.9
+    # independently pretrained models of every variant in `SEEDED_VARIANTS` (None: ``seeds``)
+    model_seeds: Optional[tuple[int, ...]] = None
+
+    @property
+    def pretrain_seeds(self) -> tuple[int, ...]:
+        return self.model_seeds if self.model_seeds is not None else self.seeds
 
 
 PROFILE_SETTINGS: dict[str, Profile] = {
@@ -148,6 +158,7 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         nope_sft_overrides=dict(lr=3e-4),
         sft_halvings=2,
         time_budget_min=180.0,  # on 2 CPU cores
+        model_seeds=(0, 1, 2, 3, 4),
     ),
     "gpu": Profile(
         name="gpu",
@@ -202,7 +213,8 @@ def describe_profile(profile: str) -> str:
         f"{params / 1e6:.2f}M parameters, byte vocabulary",
         f"pretraining: context T = {m['block_size']}, {pt['steps']} steps x batch {pt['batch_size']} "
         f"= {tokens / 1e6:.1f}M tokens, AdamW lr {pt['lr']:g}, warmup {pt['warmup_steps']}, cosine decay",
-        f"seeds for (a), (b), (e): {list(prof.seeds)}; (f) switches to SSMax for the last "
+        f"independently pretrained seeds of (a), (b), (c), (e) and of NoPE (a), (b): "
+        f"{list(prof.pretrain_seeds)}; needle fine-tuning seeds: {list(prof.seeds)}; (f) switches to SSMax for the last "
         f"{prof.switch_fraction:.0%} of the steps",
         f"needle fine-tuning: {sft['steps']} steps x batch {sft['batch_size']} at length T, lr {sft['lr']:g}, "
         f"{prof.n_digits}-digit numbers"
@@ -292,7 +304,7 @@ def check_experiment(name: str) -> str:
 
 def seeds_for(name: str, profile: str) -> tuple[int, ...]:
     """The seeds a profile runs an experiment with. Pretraining and per-position loss: every seed
-    for (a), (b) and (e) (which costs no training) and the baselines applied to (a). Needle
+    of `Profile.pretrain_seeds` for the variants of `SEEDED_VARIANTS`, each its own model. Needle
     fine-tuning and evaluation: every seed for the variants of `FT_SEED_VARIANTS`, each seed
     fine-tuning the seed-0 pretrained model. Set tasks: `sets_run.set_seeds`. Everything else:
     one seed."""
@@ -302,9 +314,9 @@ def seeds_for(name: str, profile: str) -> tuple[int, ...]:
         return check_profile(profile).seeds
     n = parse_name(name)
     prof = check_profile(profile)
-    if n.protocol == PAPER and n.stage in ("pretrain", "lengthgen"):
-        multi = n.variant in ("a", "b", "e", "baselines")
-    elif n.stage in ("needle-sft", "needle-eval"):
+    if n.stage in ("pretrain", "lengthgen") and n.variant in SEEDED_VARIANTS.get(n.protocol, ()):
+        return prof.pretrain_seeds
+    if n.stage in ("needle-sft", "needle-eval"):
         multi = n.variant in FT_SEED_VARIANTS[n.protocol]
     else:
         multi = False

@@ -486,3 +486,73 @@ def loss_floor(losses: Mapping[str, float], floor_loss: float,
         listed = ", ".join(f"{k} {v:.3f}" for k, v in losses.items())
         return f"every arm's loss ({listed}) is at or above {floor_loss:.3f}, the loss of {what}"
     return None
+
+
+# --- how many independently trained models a comparison needs ---------------------------------------
+# The rule, fixed before the added seeds were trained: a language-model comparison is run on at
+# least MIN_MODELS independently trained models per arm, and on more if the paired spread measured
+# on the first PILOT_MODELS (the models that existed before the rule) says MIN_MODELS could not
+# detect DESIGN_EFFECT with POWER.
+MIN_MODELS = 5
+PILOT_MODELS = 3
+POWER = 0.8
+DESIGN_EFFECT = {
+    # the paper's Fig. 5 separates softmax from SSMax beyond T by tenths of a nat; a tenth of a
+    # nat per byte over (T,4T] is the smallest gap of that figure scaled to our byte-level loss
+    "loss_beyond_T": 0.1,
+}
+
+
+def detectable_effect(sd: float, n: int, power: float = POWER) -> float:
+    """The smallest true mean effect that a paired t interval over ``n`` models, at per-model
+    spread ``sd``, puts above 0 with probability ``power``: (t_{0.975,n-1} + t_{power,n-1}) sd / sqrt(n).
+    Smaller than this and a real effect is more often called underpowered than found."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+        raise ValueError(f"n must be an integer of at least 2 models; got {n!r}")
+    if not 0.5 <= power < 1.0:
+        raise ValueError(f"power must be in [0.5, 1); got {power}")
+    if not sd >= 0:
+        raise ValueError(f"sd must be a non-negative number; got {sd}")
+    return (t_quantile(0.5 + CONFIDENCE / 2, n - 1) + t_quantile(power, n - 1)) * sd / math.sqrt(n)
+
+
+def models_needed(sd: float, effect: float, minimum: int = MIN_MODELS, power: float = POWER,
+                  maximum: int = 1000) -> int:
+    """The smallest n >= ``minimum`` whose `detectable_effect` at spread ``sd`` is at most
+    ``effect`` (``maximum`` if none below it is)."""
+    if not effect > 0:
+        raise ValueError(f"effect must be positive; got {effect}")
+    for n in range(max(2, minimum), maximum + 1):
+        if detectable_effect(sd, n, power) <= effect:
+            return n
+    return maximum
+
+
+@dataclass(frozen=True)
+class SeedCount:
+    """What the seed-count rule says for one comparison: the pilot's paired spread and the n it
+    asks for, the models actually run, and the smallest effect those can detect."""
+    label: str
+    pilot_sd: float
+    pilot_n: int
+    needed: int
+    run: int
+    run_sd: float
+    detectable: float
+    design_effect: float
+
+    @property
+    def enough(self) -> bool:
+        return self.run >= self.needed
+
+
+def seed_count(label: str, effect: Effect, design_effect: float, pilot: int = PILOT_MODELS) -> SeedCount:
+    """The rule applied to a paired effect: the first ``pilot`` units (in unit order) set the
+    spread; the detectable effect is computed at all units run and their spread."""
+    if effect.n < 2:
+        raise ValueError(f"a seed count needs at least 2 models; {label!r} has {effect.n}")
+    pilot_values = effect.values[:pilot]
+    pilot_sd = float(np.std(pilot_values, ddof=1)) if len(pilot_values) > 1 else float("nan")
+    needed = models_needed(pilot_sd, design_effect) if pilot_sd == pilot_sd else MIN_MODELS
+    return SeedCount(label, pilot_sd, len(pilot_values), needed, effect.n, effect.sd,
+                     detectable_effect(effect.sd, effect.n), design_effect)

@@ -311,3 +311,61 @@ def setting(results: Results, profile: str) -> dict:
     return {"T": train_len(results), "L": curve_length(results), "n_docs": first["metrics"]["n_documents"],
             "floor": context_free_loss(results), "n_seeds": len(results["lengthgen-a"]),
             "f_share": (pf.steps - pf.switch_to_ssmax_at) / pf.steps, "head_dim": model.n_embd // model.n_head}
+
+
+# --- how many models: the seed-count rule (`decide.seed_count`) --------------------------------------
+SEED_COUNT_CONTRASTS = (("b", "a", ""), ("c", "a", ""), ("e", "a", ""), ("b", "a", ex.NOPE))
+SEED_COUNT_WINDOW = d.BEYOND_WINDOWS[1]  # (T,4T]: the window of the chapter's main comparison
+
+
+def seed_counts(results: Results, theta: int = 50) -> list[d.SeedCount]:
+    """The seed-count rule for each main loss contrast over (T,4T] (paired by pretraining seed,
+    the softmax model's loss minus the SSMax model's), for contrasts with at least two models;
+    NoPE at its own theta (no RoPE to rescale)."""
+    out = []
+    for better, worse, protocol in SEED_COUNT_CONTRASTS:
+        if lengthgen_name(better, protocol) not in results:
+            continue
+        th = 1 if protocol == ex.NOPE else theta
+        b = window_losses(results, better, SEED_COUNT_WINDOW, th, protocol=protocol)[0]
+        w = window_losses(results, worse, SEED_COUNT_WINDOW, th, protocol=protocol)[0]
+        effect = d.paired(b, w, False)
+        if effect.n < 2:
+            continue
+        name = f"({better}) vs ({worse})" + (" without position encoding" if protocol == ex.NOPE else "")
+        out.append(d.seed_count(name, effect, d.DESIGN_EFFECT["loss_beyond_T"]))
+    return out
+
+
+def seed_count_table(results: Results, theta: int = 50):
+    """`seed_counts` as a table: spread of the first models, the n it asks for, the models run and
+    the smallest effect they detect (80% power), in nats per byte over (T,4T]."""
+    from .html import Table
+
+    rows = [[c.label, f"{c.pilot_sd:.3f} ({c.pilot_n} models)", str(c.needed), str(c.run), f"{c.run_sd:.3f}",
+             f"{c.detectable:.3f}"] for c in seed_counts(results, theta)]
+    return Table(["contrast over (T,4T]", "paired sd, first models", "models the rule asks for", "models run",
+                  "paired sd, all models", "smallest detectable effect"], rows,
+                 caption=f"Seed-count rule: at least {d.MIN_MODELS} models, more if the first models' spread "
+                         f"says {d.MIN_MODELS} cannot detect {d.DESIGN_EFFECT['loss_beyond_T']:g} nats per byte "
+                         f"with {d.POWER:.0%} power")
+
+
+def model_counts(results: Results) -> dict[str, int]:
+    """Independently pretrained models behind each variant's curves, by the variant's label
+    ("(a)", ..., "NoPE (a)", "NoPE (b)")."""
+    out = {f"({v})": len(unit_values(results[lengthgen_name(v)], lambda r: 0.0)[0]) for v in VARIANTS}
+    out.update({f"NoPE ({v})": len(unit_values(results[lengthgen_name(v, ex.NOPE)], lambda r: 0.0)[0])
+                for v in ex.PROTOCOL_VARIANTS[ex.NOPE]})
+    return out
+
+
+def count_phrases(results: Results) -> tuple[str, str, int]:
+    """("(a), (b), (c), (e), NoPE (a) and NoPE (b)", "(d) and (f)", 5): the variants with the most
+    models, those with one, and that most; for the chapter's prose."""
+    counts = model_counts(results)
+    most = max(counts.values())
+
+    def words(names: list[str]) -> str:
+        return ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + (names[-1] if names else "")
+    return (words([k for k, n in counts.items() if n == most]), words([k for k, n in counts.items() if n == 1]), most)
