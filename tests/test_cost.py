@@ -70,3 +70,36 @@ def test_bench_checks_agree_with_the_printed_checks():
     assert f"SSMax at {checks['training_ratio']:.1%} of softmax's tokens/s" in printed
     tables = cost.bench_tables(result)
     assert {"layer_time", "layer_memory", "training"} <= set(tables)
+
+
+def test_two_core_times_use_measured_runs_only(tmp_path, monkeypatch):
+    """A run's own 2-core time, else its reference run's, else its experiment's or kind's mean per
+    learning-rate try; a GPU run or one with other threads is never a measurement."""
+    from ssmax import experiments as ex
+
+    def res(name, seed, kind, device, threads, wall, tries=1):
+        r = _result(name, seed, kind, None, {"lr_tries": [{}] * tries} if tries > 1 else {}, device, wall)
+        r["environment"]["torch_threads"] = threads
+        return r
+
+    folders = {
+        "cpu": {"pretrain-a--seed0": res("pretrain-a", 0, "pretrain", "cuda", 1, 10.0),
+                 "pretrain-a--seed1": res("pretrain-a", 1, "pretrain", "cpu", 2, 300.0),
+                 "pretrain-b--seed0": res("pretrain-b", 0, "pretrain", "cpu", 8, 100.0),  # 8 threads: not 2 cores
+                 "needle-sft-b--seed0": res("needle-sft-b", 0, "needle_sft", "cuda", 1, 9.0, tries=3)},
+        "reference-cpu": {"pretrain-a--seed0": res("pretrain-a", 0, "pretrain", "cpu", 2, 360.0),
+                          "needle-sft-a--seed0": res("needle-sft-a", 0, "needle_sft", "cpu", 2, 240.0)}}
+    monkeypatch.setattr(cost, "_read_folder", lambda folder, checked=True: folders.get(folder, {}))
+    monkeypatch.setattr(ex, "run_keys", lambda profile: [("pretrain-a", 0), ("pretrain-a", 1), ("pretrain-b", 0),
+                                                         ("needle-sft-b", 0), ("lengthgen-a", 0)])
+    rows = {r["key"]: r for r in cost.two_core_times("cpu")}
+    assert rows["pretrain-a--seed1"]["source"] == "measured" and rows["pretrain-a--seed1"]["minutes"] == 5.0
+    assert rows["pretrain-a--seed0"]["source"] == "reference run" and rows["pretrain-a--seed0"]["minutes"] == 6.0
+    assert rows["pretrain-b--seed0"]["source"] == "same kind"  # mean of the 2-core pretrainings
+    assert rows["pretrain-b--seed0"]["minutes"] == pytest.approx((300 + 360) / 2 / 60)
+    assert rows["needle-sft-b--seed0"]["source"] == "same kind"  # three tries of (a)'s one
+    assert rows["needle-sft-b--seed0"]["minutes"] == pytest.approx(3 * 240 / 60)
+    assert rows["lengthgen-a--seed0"]["source"] == "not measured"
+    summary = {s["kind"]: s for s in cost.two_core_summary(list(rows.values()))}
+    assert summary["pretraining"]["runs"] == 3 and summary["pretraining"]["measured"] == 2
+    assert summary["per-position loss"]["minutes"] != summary["per-position loss"]["minutes"]  # nan

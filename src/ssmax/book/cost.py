@@ -142,7 +142,9 @@ def reference_comparison(profile: str, folder: str = REFERENCE_FOLDER) -> list[d
     ours = _read_folder(profile)
     rows = []
     for key, ref in reference_runs(folder).items():
-        if key not in ours:
+        # compared by their headline number: pretrainings and set tasks (the other reference runs
+        # are kept for their 2-core times, `two_core_times`)
+        if key not in ours or ref["config"]["kind"] not in ("pretrain", "set_task"):
             continue
         run = ours[key]
         metric, ref_value = headline_metric(ref)
@@ -246,3 +248,78 @@ def bench_training_tokens_per_s(result: dict, scaling: str = "softmax") -> float
     """The benchmark's measured whole-model training speed (tokens/s) for ``scaling``."""
     return float(next(r["tokens_per_s"] for r in result["training"] if r["scaling"] == scaling))
 
+
+
+# --- the profile's time on 2 CPU cores, measured ---------------------------------------------------
+TWO_CORE_THREADS = 2  # the machine the cpu profile is meant for: 2 cores, torch using both
+
+
+def on_two_cores(result: dict) -> bool:
+    """Whether a run was computed where the cpu profile is meant to run: on the CPU, with
+    `TWO_CORE_THREADS` torch threads (one run at a time)."""
+    env = result["environment"]
+    return env.get("device") == "cpu" and env.get("torch_threads") == TWO_CORE_THREADS
+
+
+def _tries(result: dict) -> int:
+    return len(result["metrics"].get("lr_tries") or [None])
+
+
+def two_core_times(profile: str, folder: str = REFERENCE_FOLDER) -> list[dict[str, Any]]:
+    """One row per run of the profile (every experiment and seed `experiments.run_keys` lists):
+    its wall time on 2 CPU cores and where that number comes from, in this order:
+
+    * "measured": the run itself, stored under ``data/results/<profile>/``, ran on 2 cores;
+    * "reference run": the same experiment and seed ran on 2 cores under ``<folder>``;
+    * "same experiment" / "same kind": the mean per learning-rate try of the runs of the same
+      experiment (else of the same kind) measured on 2 cores, times this run's tries;
+    * "not measured": none of those exists (``minutes`` is nan).
+
+    Nothing here is estimated from another machine's speed."""
+    from .. import experiments as ex
+
+    ours, refs = _read_folder(profile), reference_runs(folder)
+    measured = {k: r for k, r in ours.items() if on_two_cores(r)}
+    measured.update({k: r for k, r in refs.items() if on_two_cores(r) and k not in measured})
+    per_try: dict[tuple[str, str], list[float]] = defaultdict(list)
+    for r in measured.values():
+        wall = float(r["environment"]["wall_time_s"]) / _tries(r)
+        per_try[("experiment", r["experiment"])].append(wall)
+        per_try[("kind", r["config"]["kind"])].append(wall)
+    rows = []
+    for name, seed in ex.run_keys(profile):
+        key = store.run_key(name, seed)
+        stored = ours.get(key)
+        kind = stored["config"]["kind"] if stored else ex.experiment_config(name, profile, seed).kind
+        tries = _tries(stored) if stored else 1
+        if key in ours and on_two_cores(ours[key]):
+            source, wall = "measured", float(ours[key]["environment"]["wall_time_s"])
+        elif key in measured:
+            source, wall = "reference run", float(measured[key]["environment"]["wall_time_s"])
+        elif per_try[("experiment", name)]:
+            source, wall = "same experiment", tries * sum(per_try[("experiment", name)]) / len(per_try[("experiment", name)])
+        elif per_try[("kind", kind)]:
+            source, wall = "same kind", tries * sum(per_try[("kind", kind)]) / len(per_try[("kind", kind)])
+        else:
+            source, wall = "not measured", float("nan")
+        rows.append({"key": key, "experiment": name, "kind": kind, "group": ex.budget_group(name),
+                     "source": source, "minutes": wall / 60})
+    return rows
+
+
+KIND_WORDS = {"pretrain": "pretraining", "lengthgen": "per-position loss", "needle_sft": "needle fine-tuning",
+              "needle_eval": "needle evaluation", "needle_score": "needle score", "theta_study": "theta study",
+              "set_task": "set task"}
+
+
+def two_core_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per kind of run: runs in the profile, how many of their times are measured on 2 cores
+    (the run itself or its reference run), the minutes summed (nan if any is not measured)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        s = out.setdefault(r["kind"], {"kind": KIND_WORDS.get(r["kind"], r["kind"]), "runs": 0, "measured": 0,
+                                       "minutes": 0.0, "group": r["group"]})
+        s["runs"] += 1
+        s["measured"] += r["source"] in ("measured", "reference run")
+        s["minutes"] += r["minutes"]
+    return list(out.values())

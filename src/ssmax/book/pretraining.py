@@ -113,3 +113,17 @@ def paired_differences(results: Results) -> dict[str, dict[str, float]]:
 
 def seed_spread(values: dict[str, float]) -> float:
     return float(max(values.values()) - min(values.values())) if values else math.nan
+
+
+def machines(results: Results) -> str:
+    """Where the pretrainings ran, e.g. "an NVIDIA H200 (6 runs) and 2 CPU threads (8 runs)"
+    (each stored result records its device and torch threads)."""
+    where: dict[str, int] = {}
+    for v in VARIANTS:
+        for r in results[f"pretrain-{v}"]:
+            env = r["environment"]
+            label = (f"an {env.get('device_name', 'accelerator')}" if env.get("device") not in (None, "cpu")
+                     else f"{env.get('torch_threads', '?')} CPU threads")
+            where[label] = where.get(label, 0) + 1
+    items = [f"{k} ({n} run{'s' if n > 1 else ''})" for k, n in where.items()]
+    return ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + items[-1]
