@@ -175,17 +175,19 @@ def test_seed_count_takes_its_spread_from_the_first_models_and_its_power_from_al
         d.seed_count("x", _e(0.1), 0.1)
 
 
-def test_every_compared_language_model_variant_has_the_floor_of_independent_models():
-    """Pretraining and per-position loss of the compared variants run at least MIN_MODELS seeds in
-    the cpu profile, and seed k of each reads pretraining seed k of its own variant."""
+def test_the_compared_language_model_variants_are_independently_pretrained_seed_by_seed():
+    """Pretraining and per-position loss of the compared variants run several seeds in the cpu
+    profile (at least MIN_MODELS under the paper's protocol), and seed k of each reads
+    pretraining seed k of its own variant."""
     for protocol, variants in experiments.SEEDED_VARIANTS.items():
+        floor = d.MIN_MODELS if protocol == experiments.PAPER else 3
         for v in variants:
             for stage in ("pretrain", "lengthgen"):
                 if stage == "pretrain" and v == "baselines":
                     continue
                 name = str(experiments.ExperimentName(stage, v, protocol))
                 seeds = experiments.seeds_for(name, "cpu")
-                assert len(seeds) >= d.MIN_MODELS, name
+                assert len(seeds) >= floor, name
                 for seed in seeds:
                     config = store.to_jsonable(experiments.experiment_config(name, "cpu", seed))
                     assert runs.root_seed({"profile": "cpu", "seed": seed, "config": config}) == seed

@@ -323,3 +323,13 @@ def two_core_summary(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         s["measured"] += r["source"] in ("measured", "reference run")
         s["minutes"] += r["minutes"]
     return list(out.values())
+
+
+def retrain_minutes(profile: str, names: list[str], rows: Optional[list[dict[str, Any]]] = None) -> float:
+    """Minutes on 2 CPU cores that rerunning ``names`` (every seed; a chapter's ``retrain True``)
+    takes, from `two_core_times` (runs of an unmeasured kind left out)."""
+    import math
+
+    rows = two_core_times(profile) if rows is None else rows
+    wanted = set(names)
+    return sum(r["minutes"] for r in rows if r["experiment"] in wanted and not math.isnan(r["minutes"]))
