@@ -361,11 +361,17 @@ def model_counts(results: Results) -> dict[str, int]:
 
 
 def count_phrases(results: Results) -> tuple[str, str, int]:
-    """("(a), (b), (c), (e), NoPE (a) and NoPE (b)", "(d) and (f)", 5): the variants with the most
-    models, those with one, and that most; for the chapter's prose."""
+    """("(a), (b), (c) and (e) with 5 independently pretrained models each, NoPE (a) and NoPE (b)
+    with 3 each, (d) and (f) with one", "(d) and (f)", 5): every variant by its number of models,
+    the variants with one, and the largest number; for the chapter's prose."""
     counts = model_counts(results)
-    most = max(counts.values())
 
     def words(names: list[str]) -> str:
         return ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + (names[-1] if names else "")
-    return (words([k for k, n in counts.items() if n == most]), words([k for k, n in counts.items() if n == 1]), most)
+    groups = []
+    for i, n in enumerate(sorted(set(counts.values()), reverse=True)):
+        names = words([k for k, m in counts.items() if m == n])
+        many = "" if len(names.split(",")) == 1 and " and " not in names else " each"
+        what = "one" if n == 1 else (f"{n} independently pretrained models" if i == 0 else str(n))
+        groups.append(f"{names} with {what}{many if n > 1 else ''}")
+    return (", ".join(groups), words([k for k, n in counts.items() if n == 1]), max(counts.values()))
