@@ -58,8 +58,8 @@ def training_tokens(result: dict, stored: dict[str, dict]) -> int:
 
 
 def runs(profile: str) -> list[dict[str, Any]]:
-    """One row per stored run of ``profile``: key, experiment, kind, group, device, wall_s,
-    train_tokens."""
+    """One row per stored run of ``profile``: key, experiment, kind, group, device, threads (torch's),
+    wall_s, train_tokens."""
     from ..experiments import budget_group
 
     stored = _read_folder(profile)
@@ -68,7 +68,7 @@ def runs(profile: str) -> list[dict[str, Any]]:
         env = r["environment"]
         rows.append({"key": key, "experiment": r["experiment"], "kind": r["config"]["kind"],
                      "group": budget_group(r["experiment"]),
-                     "device": store.device_label(env),
+                     "device": store.device_label(env), "threads": env.get("torch_threads"),
                      "wall_s": float(env.get("wall_time_s", float("nan"))),
                      "train_tokens": training_tokens(r, stored)})
     return rows
@@ -92,6 +92,15 @@ def group_summary(profile: str) -> dict[str, dict[str, Any]]:
     for g in out.values():
         g["devices"] = " and ".join(sorted(g["devices"]))
     return out
+
+
+def machines(rows: list[dict[str, Any]]) -> str:
+    """The machines rows of `runs` record, in words: "an NVIDIA H200 and a CPU with 2 torch threads"."""
+    words = set()
+    for r in rows:
+        words.add(f"a CPU with {r['threads']} torch threads" if r["device"] == "cpu" else f"an {r['device']}")
+    ordered = sorted(words)
+    return ", ".join(ordered[:-1]) + (" and " if len(ordered) > 1 else "") + ordered[-1] if ordered else "no machine"
 
 
 def estimated_minutes(tokens: int, tokens_per_s: float) -> float:

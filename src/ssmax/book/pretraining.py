@@ -116,14 +116,14 @@ def seed_spread(values: dict[str, float]) -> float:
 
 
 def machines(results: Results) -> str:
-    """Where the pretrainings ran, e.g. "an NVIDIA H200 (6 runs) and 2 CPU threads (8 runs)"
+    """Where the pretrainings ran, e.g. "an NVIDIA H200 (6 runs) and a CPU with 2 torch threads (8 runs)"
     (each stored result records its device and torch threads)."""
     where: dict[str, int] = {}
     for v in VARIANTS:
         for r in results[f"pretrain-{v}"]:
             env = r["environment"]
             label = (f"an {env.get('device_name', 'accelerator')}" if env.get("device") not in (None, "cpu")
-                     else f"{env.get('torch_threads', '?')} CPU threads")
+                     else f"a CPU with {env.get('torch_threads', '?')} torch threads")
             where[label] = where.get(label, 0) + 1
     items = [f"{k} ({n} run{'s' if n > 1 else ''})" for k, n in where.items()]
     return ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + items[-1]
