@@ -183,7 +183,7 @@ def test_train_refuses_a_checkpoint_of_another_config(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["run", "pretrain-z", "--profile", "smoke"], "unknown experiment 'pretrain-z'; did you mean 'pretrain-f' or 'pretrain-e' or 'pretrain-d'?"),
-    (["run", "pretrain-c", "--profile", "smoke", "--seed", "1"], "seed for pretrain-c in profile smoke must be one of (0,)"),
+    (["run", "pretrain-d", "--profile", "smoke", "--seed", "1"], "seed for pretrain-d in profile smoke must be one of (0,)"),
     (["run", "pretrain-a", "--profile", "laptop"], "invalid choice: 'laptop'"),
     (["reproduce"], "the following arguments are required: --profile"),
 ])
