@@ -103,17 +103,12 @@ class Profile:
     # validation exact match. Every try is recorded in the results (``lr_tries``).
     sft_halvings: int = 0
     sft_target_exact: float = 0.9
-    # independently pretrained models of every variant in `SEEDED_VARIANTS` (None: ``seeds``),
-    # and of the NoPE variants (None: ``model_seeds``)
+    # independently pretrained models of every variant in `SEEDED_VARIANTS` (None: ``seeds``)
     model_seeds: Optional[tuple[int, ...]] = None
-    nope_model_seeds: Optional[tuple[int, ...]] = None
 
-    def pretrain_seeds(self, protocol: str = PAPER) -> tuple[int, ...]:
-        """The pretraining seeds of the seeded variants of ``protocol``."""
-        paper = self.model_seeds if self.model_seeds is not None else self.seeds
-        if protocol == NOPE and self.nope_model_seeds is not None:
-            return self.nope_model_seeds
-        return paper
+    @property
+    def pretrain_seeds(self) -> tuple[int, ...]:
+        return self.model_seeds if self.model_seeds is not None else self.seeds
 
 
 PROFILE_SETTINGS: dict[str, Profile] = {
@@ -170,7 +165,6 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         # would sit at the floor.
         time_budget_min=180.0,
         model_seeds=(0, 1, 2, 3, 4),
-        nope_model_seeds=(0, 1, 2),
     ),
     "gpu": Profile(
         name="gpu",
@@ -225,8 +219,8 @@ def describe_profile(profile: str) -> str:
         f"{params / 1e6:.2f}M parameters, byte vocabulary",
         f"pretraining: context T = {m['block_size']}, {pt['steps']} steps x batch {pt['batch_size']} "
         f"= {tokens / 1e6:.1f}M tokens, AdamW lr {pt['lr']:g}, warmup {pt['warmup_steps']}, cosine decay",
-        f"independently pretrained seeds of (a), (b), (c), (e): {list(prof.pretrain_seeds())}; of NoPE (a), (b): "
-        f"{list(prof.pretrain_seeds(NOPE))}; needle fine-tuning seeds: {list(prof.seeds)}; (f) switches to SSMax for the last "
+        f"independently pretrained seeds of (a), (b), (c), (e) and NoPE (a), (b): {list(prof.pretrain_seeds)}; "
+        f"needle fine-tuning seeds: {list(prof.seeds)}; (f) switches to SSMax for the last "
         f"{prof.switch_fraction:.0%} of the steps",
         f"needle fine-tuning: {sft['steps']} steps x batch {sft['batch_size']} at length T, lr {sft['lr']:g}, "
         f"{prof.n_digits}-digit numbers"
@@ -327,7 +321,7 @@ def seeds_for(name: str, profile: str) -> tuple[int, ...]:
     n = parse_name(name)
     prof = check_profile(profile)
     if n.stage in ("pretrain", "lengthgen") and n.variant in SEEDED_VARIANTS.get(n.protocol, ()):
-        return prof.pretrain_seeds(n.protocol)
+        return prof.pretrain_seeds
     if n.stage in ("needle-sft", "needle-eval"):
         multi = n.variant in FT_SEED_VARIANTS[n.protocol]
     else:
