@@ -18,6 +18,7 @@ from typing import Any, Optional
 
 
 from .. import results as store
+from .labels import listing
 
 REFERENCE_FOLDER = "reference-cpu"
 
@@ -94,13 +95,16 @@ def group_summary(profile: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def machine_label(env: dict) -> str:
+    """A results file's machine in words: "an NVIDIA H200" or "a CPU with 2 torch threads"."""
+    device = store.device_label(env)
+    return f"a CPU with {env.get('torch_threads', '?')} torch threads" if device == "cpu" else f"an {device}"
+
+
 def machines(rows: list[dict[str, Any]]) -> str:
     """The machines rows of `runs` record, in words: "an NVIDIA H200 and a CPU with 2 torch threads"."""
-    words = set()
-    for r in rows:
-        words.add(f"a CPU with {r['threads']} torch threads" if r["device"] == "cpu" else f"an {r['device']}")
-    ordered = sorted(words)
-    return ", ".join(ordered[:-1]) + (" and " if len(ordered) > 1 else "") + ordered[-1] if ordered else "no machine"
+    return listing(sorted({machine_label({"device": r["device"], "torch_threads": r["threads"]}) for r in rows}),
+                   none="no machine")
 
 
 def estimated_minutes(tokens: int, tokens_per_s: float) -> float:

@@ -17,6 +17,7 @@ import numpy as np
 from .. import experiments as ex
 from .. import results as store
 from . import decide as d
+from . import labels
 from . import length
 from .runs import Results
 
@@ -201,10 +202,7 @@ def load_bench(device_type: str = "cpu") -> Optional[dict]:
 
 def listing(items: list[str]) -> str:
     """"a, b and c" (or "not measured" for none)."""
-    items = list(items)
-    if not items:
-        return "not measured"
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+    return labels.listing(items, none="not measured")
 
 
 def bench_rows(bench: Optional[dict]) -> list[dict]:

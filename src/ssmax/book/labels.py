@@ -60,3 +60,11 @@ def internal_keys() -> set[str]:
             *VERDICT_IDS}
     keys |= {s for s in SCALINGS if "_" in s}
     return keys
+
+
+def listing(items, none: str = "") -> str:
+    """"a, b and c": items joined for prose (``none`` when there are none)."""
+    items = list(items)
+    if not items:
+        return none
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

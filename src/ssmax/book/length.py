@@ -14,7 +14,7 @@ from ..evaluate import smooth, window_multiples
 from . import decide as d
 from . import labels as book_labels
 from . import needle
-from .runs import Results, replicates, unit_values
+from .runs import Results, replicates, unit_of, unit_values
 
 VARIANTS = ex.VARIANTS
 LOSS_UNIT = "nats per byte"
@@ -354,9 +354,10 @@ def seed_count_table(results: Results, theta: int = 50):
 def model_counts(results: Results) -> dict[str, int]:
     """Independently pretrained models behind each variant's curves, by the variant's label
     ("(a)", ..., "NoPE (a)", "NoPE (b)")."""
-    out = {f"({v})": len(unit_values(results[lengthgen_name(v)], lambda r: 0.0)[0]) for v in VARIANTS}
-    out.update({f"NoPE ({v})": len(unit_values(results[lengthgen_name(v, ex.NOPE)], lambda r: 0.0)[0])
-                for v in ex.PROTOCOL_VARIANTS[ex.NOPE]})
+    def models(name: str) -> int:
+        return len({unit_of(r) for r in results[name]})
+    out = {f"({v})": models(lengthgen_name(v)) for v in VARIANTS}
+    out.update({f"NoPE ({v})": models(lengthgen_name(v, ex.NOPE)) for v in ex.PROTOCOL_VARIANTS[ex.NOPE]})
     return out
 
 
@@ -365,13 +366,9 @@ def count_phrases(results: Results) -> tuple[str, str, int]:
     with 3 each, (d) and (f) with one", "(d) and (f)", 5): every variant by its number of models,
     the variants with one, and the largest number; for the chapter's prose."""
     counts = model_counts(results)
-
-    def words(names: list[str]) -> str:
-        return ", ".join(names[:-1]) + (" and " if len(names) > 1 else "") + (names[-1] if names else "")
     groups = []
     for i, n in enumerate(sorted(set(counts.values()), reverse=True)):
-        names = words([k for k, m in counts.items() if m == n])
-        many = "" if len(names.split(",")) == 1 and " and " not in names else " each"
+        names = [k for k, m in counts.items() if m == n]
         what = "one" if n == 1 else (f"{n} independently pretrained models" if i == 0 else str(n))
-        groups.append(f"{names} with {what}{many if n > 1 else ''}")
-    return (", ".join(groups), words([k for k, n in counts.items() if n == 1]), max(counts.values()))
+        groups.append(f"{book_labels.listing(names)} with {what}" + (" each" if n > 1 and len(names) > 1 else ""))
+    return ", ".join(groups), book_labels.listing([k for k, n in counts.items() if n == 1]), max(counts.values())

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 
 import numpy as np
 
 from .. import experiments as ex
 from . import decide as d
+from .cost import machine_label
+from .labels import listing
 from .runs import Results, unit_values
 
 VARIANTS = ("a", "b", "c", "d")
@@ -118,12 +121,5 @@ def seed_spread(values: dict[str, float]) -> float:
 def machines(results: Results) -> str:
     """Where the pretrainings ran, e.g. "an NVIDIA H200 (6 runs) and a CPU with 2 torch threads (8 runs)"
     (each stored result records its device and torch threads)."""
-    where: dict[str, int] = {}
-    for v in VARIANTS:
-        for r in results[f"pretrain-{v}"]:
-            env = r["environment"]
-            label = (f"an {env.get('device_name', 'accelerator')}" if env.get("device") not in (None, "cpu")
-                     else f"a CPU with {env.get('torch_threads', '?')} torch threads")
-            where[label] = where.get(label, 0) + 1
-    items = [f"{k} ({n} run{'s' if n > 1 else ''})" for k, n in where.items()]
-    return ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + items[-1]
+    where = Counter(machine_label(r["environment"]) for v in VARIANTS for r in results[f"pretrain-{v}"])
+    return listing([f"{k} ({n} run{'s' if n > 1 else ''})" for k, n in where.items()])
