@@ -62,8 +62,10 @@ PROTOCOL_VARIANTS = {PAPER: VARIANTS, THETA50: ("a", "b", "c"), NOPE: ("a", "b")
 # trained model; their per-position loss (lengthgen) of seed k reads pretraining seed k ("baselines"
 # applies the training-free baselines to (a) of that seed)
 SEEDED_VARIANTS = {PAPER: ("a", "b", "c", "e", "baselines"), NOPE: ("a", "b", "baselines")}
-# variants whose needle fine-tuning (and evaluation) runs once per seed of `Profile.seeds`, all from
-# the pretraining run of seed 0: the spread then measures the fine-tuning alone
+# variants whose needle fine-tuning, evaluation and score run on several seeds: in a protocol of
+# `Profile.replicated_needle_protocols`, seed k of `Profile.pretrain_seeds` fine-tunes pretraining
+# seed k (independent models); in the others, every seed of `Profile.seeds` fine-tunes the seed-0
+# pretrained model (the spread then measures the fine-tuning alone)
 FT_SEED_VARIANTS = {PAPER: ("a", "b", "c"), THETA50: ("a", "b", "c"), NOPE: ("a", "b")}
 THETA_STUDY_VARIANTS = ("a", "b", "c")
 STAGES = ("pretrain", "learned-pn", "needle-sft", "lengthgen", "needle-eval", "needle-score", "theta-study")
@@ -105,6 +107,14 @@ class Profile:
     sft_target_exact: float = 0.9
     # independently pretrained models of every variant in `SEEDED_VARIANTS` (None: ``seeds``)
     model_seeds: Optional[tuple[int, ...]] = None
+    # needle protocols replicated end to end: fine-tuning, evaluation and score of seed k start
+    # from pretraining seed k, and every variant fine-tunes under ``sft`` and the ladder alone (no
+    # ``sft_overrides``). The other protocols fine-tune seed 0's model with the seeds ``seeds``
+    # and their overrides, until their replicated runs are computed.
+    replicated_needle_protocols: tuple[str, ...] = ()
+
+    def replicated(self, protocol: str) -> bool:
+        return protocol in self.replicated_needle_protocols
 
     @property
     def pretrain_seeds(self) -> tuple[int, ...]:
@@ -126,6 +136,7 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         needle_eval=dict(multiples=(1, 4), nope_multiples=(1, 2), depths=(0.0, 1.0), trials=2),
         needle_score=dict(multiple=2, trials=3),
         theta_study=dict(factors=(1, 50), multiples=(1, 2), n_documents=2, depths=(0.0, 1.0), trials=2),
+        replicated_needle_protocols=PROTOCOLS,
     ),
     "cpu": Profile(
         name="cpu",
@@ -135,7 +146,10 @@ PROFILE_SETTINGS: dict[str, Profile] = {
                       checkpoint_every=250, log_every=10),
         seeds=(0, 1, 2),
         switch_fraction=0.15,
-        sft=dict(steps=1000, batch_size=16, lr=1e-3, warmup_steps=40, eval_every=50, eval_batches=4,
+        # one ladder for every variant and protocol (`sft_halvings`, `sft_target_exact`): start at 5e-4,
+        # the highest rate at which every variant learned the task in the probes below (on the seed-0
+        # models, validation data only), then halve while validation exact match ends below 0.9
+        sft=dict(steps=1000, batch_size=16, lr=5e-4, warmup_steps=40, eval_every=50, eval_batches=4,
                  checkpoint_every=200, log_every=10),
         n_digits=7,
         lengthgen=dict(max_multiple=16, n_documents=64, batch_size=4, heldout_windows=1024),
@@ -151,7 +165,9 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         # lr 1e-3 (c) never learned past the first digit. Which lower rate works is fragile: on
         # two 1,500-step checkpoints that differed only by float rounding, 3e-4 learned the task
         # on one and reached val exact 0.14 on the other (where 1e-4 reached 0.94, 5e-4 1.00).
-        sft_overrides={"b": dict(lr=5e-4), "c": dict(lr=5e-4)},
+        # (a) learned the task at 1e-3. The protocols not yet replicated keep these per-variant rates
+        # (a at 1e-3, b and c at 5e-4, NoPE at 3e-4); the replicated ones use the ladder alone.
+        sft_overrides={"a": dict(lr=1e-3)},
         # NoPE: on the seed-0 NoPE (a), 1,000 steps reached validation exact 0.00 at lr 3e-3 (val loss
         # 2.06) and at 1e-3 (1.49), 0.12 and still rising at 3e-4 (0.75): the lowest rate of that
         # ladder, for both NoPE variants (probes on validation data only; not committed)
@@ -165,6 +181,7 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         # would sit at the floor.
         time_budget_min=180.0,
         model_seeds=(0, 1, 2, 3, 4),
+        replicated_needle_protocols=(PAPER,),
     ),
     "gpu": Profile(
         name="gpu",
@@ -184,6 +201,7 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         needle_score=dict(multiple=8, trials=100),
         theta_study=dict(factors=(1, 2, 4, 8, 16, 50), multiples=(1, 2, 4), n_documents=64,
                          depths=(0.0, 0.25, 0.5, 0.75, 1.0), trials=20),
+        replicated_needle_protocols=PROTOCOLS,
     ),
 }
 
@@ -208,10 +226,19 @@ class ExperimentConfig:
     depends_on: dict = field(default_factory=dict)
 
 
+PROTOCOL_WORDS = {PAPER: "fine-tuned at theta x1", THETA50: "fine-tuned at theta x50", NOPE: "NoPE"}
+
+
+def _words(protocols: list[str]) -> str:
+    return ", ".join(PROTOCOL_WORDS[p] for p in protocols)
+
+
 def describe_profile(profile: str) -> str:
     """A few lines on the scale of a profile, for the chapters' prose."""
     prof = check_profile(profile)
     m, pt, sft = prof.model, prof.pretrain, prof.sft
+    replicated = [p for p in PROTOCOLS if prof.replicated(p)]
+    others = [p for p in PROTOCOLS if not prof.replicated(p)]
     params = GPT(_model_config(prof, "softmax")).num_parameters()
     tokens = pt["steps"] * pt["batch_size"] * m["block_size"]
     return "\n".join([
@@ -220,17 +247,19 @@ def describe_profile(profile: str) -> str:
         f"pretraining: context T = {m['block_size']}, {pt['steps']} steps x batch {pt['batch_size']} "
         f"= {tokens / 1e6:.1f}M tokens, AdamW lr {pt['lr']:g}, warmup {pt['warmup_steps']}, cosine decay",
         f"independently pretrained seeds of (a), (b), (c), (e) and NoPE (a), (b): {list(prof.pretrain_seeds)}; "
-        f"needle fine-tuning seeds: {list(prof.seeds)}; (f) switches to SSMax for the last "
-        f"{prof.switch_fraction:.0%} of the steps",
+        f"(f) switches to SSMax for the last {prof.switch_fraction:.0%} of the steps",
         f"needle fine-tuning: {sft['steps']} steps x batch {sft['batch_size']} at length T, lr {sft['lr']:g}, "
         f"{prof.n_digits}-digit numbers"
-        + "".join(f"; ({v}) with {', '.join(f'{k} {x:g}' for k, x in o.items())}"
-                  for v, o in prof.sft_overrides.items())
-        + (f"; NoPE models with {', '.join(f'{k} {x:g}' for k, x in prof.nope_sft_overrides.items())}"
-           if prof.nope_sft_overrides else "")
         + (f"; a run ending below {prof.sft_target_exact:g} validation exact match is trained again at half "
            f"the rate (at most {prof.sft_halvings} times; the first rate reaching it is kept, else the best)"
            if prof.sft_halvings else ""),
+        *([f"needle protocols replicated end to end (seed k fine-tunes pretrained model k, {_words(replicated)}): "
+           f"seeds {list(prof.pretrain_seeds)} of every variant fine-tuned on several seeds"] if replicated else []),
+        *([f"not yet replicated ({_words(others)}): fine-tuning seeds {list(prof.seeds)} of the seed-0 model"
+           + "".join(f"; ({v}) with {', '.join(f'{k} {x:g}' for k, x in o.items())}"
+                     for v, o in prof.sft_overrides.items())
+           + (f"; NoPE models with {', '.join(f'{k} {x:g}' for k, x in prof.nope_sft_overrides.items())}"
+              if prof.nope_sft_overrides else "")] if others else []),
     ])
 
 
@@ -311,9 +340,10 @@ def check_experiment(name: str) -> str:
 def seeds_for(name: str, profile: str) -> tuple[int, ...]:
     """The seeds a profile runs an experiment with. Pretraining and per-position loss: every seed
     of `Profile.pretrain_seeds` for the variants of `SEEDED_VARIANTS`, each its own model. Needle
-    fine-tuning and evaluation: every seed for the variants of `FT_SEED_VARIANTS`, each seed
-    fine-tuning the seed-0 pretrained model. Set tasks: `sets_run.set_seeds`. Everything else:
-    one seed."""
+    fine-tuning, evaluation and score of the variants of `FT_SEED_VARIANTS`: in a replicated
+    protocol, every pretraining seed (seed k fine-tunes model k); otherwise fine-tuning and
+    evaluation run every seed of `Profile.seeds` on the seed-0 model. Set tasks:
+    `sets_run.set_seeds`. Everything else: one seed."""
     if check_experiment(name) in sets_run.set_experiment_names():
         return sets_run.set_seeds(profile)
     if name in CROSSCHECK_EXPERIMENTS:
@@ -322,11 +352,13 @@ def seeds_for(name: str, profile: str) -> tuple[int, ...]:
     prof = check_profile(profile)
     if n.stage in ("pretrain", "lengthgen") and n.variant in SEEDED_VARIANTS.get(n.protocol, ()):
         return prof.pretrain_seeds
-    if n.stage in ("needle-sft", "needle-eval"):
-        multi = n.variant in FT_SEED_VARIANTS[n.protocol]
-    else:
-        multi = False
-    return prof.seeds if multi else prof.seeds[:1]
+    needle_stage = n.stage in ("needle-sft", "needle-eval", "needle-score")
+    if needle_stage and n.variant in FT_SEED_VARIANTS[n.protocol]:
+        if prof.replicated(n.protocol):
+            return prof.pretrain_seeds
+        if n.stage != "needle-score":
+            return prof.seeds
+    return prof.seeds[:1]
 
 
 def check_seed(name: str, profile: str, seed: int) -> int:
@@ -383,10 +415,14 @@ def experiment_config(name: str, profile: str, seed: int = 0) -> ExperimentConfi
         return ExperimentConfig(name, "pretrain", train=tc)
 
     if n.stage == "needle-sft":
-        # every fine-tuning seed starts from the seed-0 pretrained model (NoPE: its own)
-        key, h = _dep(_with_protocol("pretrain", variant, NOPE if protocol == NOPE else PAPER), profile, 0)
+        # replicated: seed k fine-tunes pretraining seed k under the one ladder; otherwise every
+        # fine-tuning seed starts from the seed-0 model at its variant's rate (NoPE: its own models)
+        replicated = prof.replicated(protocol)
+        key, h = _dep(_with_protocol("pretrain", variant, NOPE if protocol == NOPE else PAPER), profile,
+                      seed if replicated else 0)
         scaling = "ssmax" if variant in ("e", "f") else SCALING_OF_VARIANT[variant]
-        sft = {**prof.sft, **prof.sft_overrides.get(variant, {}), **(prof.nope_sft_overrides if protocol == NOPE else {})}
+        sft = dict(prof.sft) if replicated else {
+            **prof.sft, **prof.sft_overrides.get(variant, {}), **(prof.nope_sft_overrides if protocol == NOPE else {})}
         tc = TrainConfig(model=_model_config(prof, scaling, protocol), task="needle_sft", seed=seed,
                          betas=(0.9, 0.999), weight_decay=0.0, schedule="cosine", min_lr_ratio=0.0,
                          n_digits=prof.n_digits, **sft)
@@ -413,11 +449,13 @@ def experiment_config(name: str, profile: str, seed: int = 0) -> ExperimentConfi
         return ExperimentConfig(name, "needle_eval", init_from=key, evaluation=evaluation, depends_on={key: h})
 
     if n.stage == "needle-score":
-        key, h = _dep(_with_protocol("needle-sft", variant, protocol), profile, 0)
+        key, h = _dep(_with_protocol("needle-sft", variant, protocol), profile, seed)
         factor = 1 if protocol == NOPE else 50
         evaluation = {"context_len": prof.needle_score["multiple"] * T, "trials": prof.needle_score["trials"],
                       "n_digits": prof.n_digits, "rope_theta_factor": factor, "rope_theta": theta0 * factor,
                       "fixed_depth": 0.5}
+        if prof.replicated(protocol):
+            evaluation["test_seed"] = 0  # the same test examples for every model
         return ExperimentConfig(name, "needle_score", init_from=key, evaluation=evaluation, depends_on={key: h})
 
     if n.stage == "theta-study":
@@ -668,10 +706,11 @@ def _run_needle_score(config: ExperimentConfig, profile: str, seed: int, device:
     model = _source_model(config, profile, device)
     haystack = Haystack(load_corpus().stream("test"))
     theta = ev["rope_theta"]
+    examples = ev.get("test_seed", seed)  # replicated protocols: the same examples for every model
     fixed = needle_scores(model, haystack, ev["context_len"], 1, device, depth=ev["fixed_depth"],
-                          n_digits=ev["n_digits"], rope_theta=theta, seed=seed)
+                          n_digits=ev["n_digits"], rope_theta=theta, seed=examples)
     random = needle_scores(model, haystack, ev["context_len"], ev["trials"], device, depth=None,
-                           n_digits=ev["n_digits"], rope_theta=theta, seed=seed + 1)
+                           n_digits=ev["n_digits"], rope_theta=theta, seed=examples + 1)
     return {"fixed_depth": fixed, "random_trials": random}
 
 

@@ -27,23 +27,36 @@ def setting(results: Results, profile: str) -> dict:
     return {"context": ev["context_len"], "trials": ev["trials"], "multiple": ev["context_len"] // T}
 
 
-def trials(results: Results, key: str) -> dict:
-    """The random trials of one model: top_score, bits_per_digit, outcomes (first fine-tuning seed)."""
-    return results[score_name(key)][0]["metrics"]["random_trials"]
+def _run(results: Results, key: str, seed: int) -> dict:
+    runs = [r for r in results[score_name(key)] if int(r["seed"]) == seed]
+    if not runs:
+        raise ValueError(f"seed must be one of {sorted(int(r['seed']) for r in results[score_name(key)])} "
+                         f"for {score_name(key)}; got {seed!r}")
+    return runs[0]
 
 
-def fixed(results: Results, key: str) -> dict:
-    """The fixed-depth example: scores (layers x heads), outcome, bits per digit."""
-    f = results[score_name(key)][0]["metrics"]["fixed_depth"]
+def trials(results: Results, key: str, seed: int = 0) -> dict:
+    """The random trials of one model (by default seed 0's): top_score, bits_per_digit, outcomes."""
+    return _run(results, key, seed)["metrics"]["random_trials"]
+
+
+def fixed(results: Results, key: str, seed: int = 0) -> dict:
+    """The fixed-depth example of one model: scores (layers x heads), outcome, bits per digit."""
+    f = _run(results, key, seed)["metrics"]["fixed_depth"]
     return {"scores": np.asarray(f["scores"][0]), "outcome": f["outcomes"][0], "bits": f["bits_per_digit"][0]}
 
 
-def top_scores(results: Results, key: str) -> np.ndarray:
-    return np.asarray(trials(results, key)["top_score"])
+def top_scores(results: Results, key: str, seed: int = 0) -> np.ndarray:
+    return np.asarray(trials(results, key, seed)["top_score"])
 
 
-def outcome_counts(results: Results, key: str) -> dict[str, int]:
-    return {k: list(trials(results, key)["outcomes"]).count(k) for k in OUTCOMES}
+def outcome_counts(results: Results, key: str, seed: int = 0) -> dict[str, int]:
+    return {k: list(trials(results, key, seed)["outcomes"]).count(k) for k in OUTCOMES}
+
+
+def model_medians(results: Results, key: str) -> dict[str, float]:
+    """The median top needle score of every pretrained model of a variant, by unit."""
+    return {unit_of(r): float(np.median(r["metrics"]["random_trials"]["top_score"])) for r in results[score_name(key)]}
 
 
 def majority_threshold(n: int) -> float:
@@ -86,16 +99,12 @@ RULE = ("Each model's median top needle score over the same paired trials, compa
         "undecided with one pretrained model per arm; contrasts between SSMax variants are shown, not counted.")
 
 
-def _median_by_unit(results: Results, key: str) -> dict[str, float]:
-    return {unit_of(r): float(np.median(r["metrics"]["random_trials"]["top_score"])) for r in results[score_name(key)]}
-
-
 def _part(results: Results, better: str, worse: str, counted: bool = True, note: str = "") -> d.Part:
-    x, y = _median_by_unit(results, better), _median_by_unit(results, worse)
+    x, y = model_medians(results, better), model_medians(results, worse)
     wins, ok = paired_majority(top_scores(results, better), top_scores(results, worse))
     p = d.part(f"({better}) concentrates more on the needle than ({worse}) (median top score)",
                d.paired(x, y, True), d.SESOI["needle_score"], counted=counted, note=note)
-    p.note = "; ".join(x for x in (note, f"inside the one model: higher in {wins:.0%} of paired trials "
+    p.note = "; ".join(x for x in (note, f"inside the seed-0 models: higher in {wins:.0%} of paired trials "
                                    f"(sign-test bar {majority_threshold(top_scores(results, worse).size):.0%})") if x)
     return p
 
@@ -106,7 +115,9 @@ def attention_on_needle(results: Results) -> d.Verdict:
     for v in "cdef":
         parts.append(_part(results, v, "a"))
         parts.append(_part(results, "b", v, counted=False, note="compares two SSMax variants"))
-    med = {v: float(np.median(top_scores(results, v))) for v in "abcdef"}
+    med = {v: float(np.mean(list(model_medians(results, v).values()))) for v in "abcdef"}
     return d.Verdict("fig8", "Figs. 7-8", "SSMax (b) concentrates attention on the needle; (a) does not; (c)-(f) partly",
-                     RULE, parts, "median top needle score " + ", ".join(f"({v}) {m:.3f}" for v, m in med.items())
-                     + f"; {replicates(results[score_name('a')])} per variant")
+                     RULE, parts, "median top needle score (mean over models) "
+                     + ", ".join(f"({v}) {m:.3f}" for v, m in med.items())
+                     + f"; (a), (b), (c): {replicates(results[score_name('a')])} each; (d), (e), (f): "
+                     + replicates(results[score_name('d')]))

@@ -1,8 +1,9 @@
 """Chapter 6, needle in a haystack (the paper's Fig. 6) and retrieval under every protocol.
 
-Every needle run of the committed results is a fine-tuning of pretraining seed 0, so each
-variant is one unit (one pretrained model): the fine-tuning seeds give that model's error, the
-between-model comparison has one pair, and a verdict cannot claim more than that.
+A needle run's unit is the pretrained model at the root of its weights (`runs.unit_of`). Where a
+protocol is replicated end to end, seed k fine-tunes pretraining seed k, so (a), (b) and (c) have
+one unit per seed and are compared paired by model; where it is not, every fine-tuning seed starts
+from pretraining seed 0, the seeds give that one model's error, and a verdict cannot claim more.
 """
 
 from __future__ import annotations
@@ -258,3 +259,43 @@ def sft_setting(results: Results) -> dict:
             "head_dim": model["n_embd"] // model["n_head"], "target": cfg["evaluation"]["target_val_exact"],
             "halvings": cfg["evaluation"]["lr_halvings"], "seeds": len(results["needle-eval-a"]),
             "trials": trials_per_cell(results)}
+
+
+# --- how many models: the seed-count rule (`decide.seed_count`) at 2T ---------------------------
+SEED_COUNT_MULTIPLE = 2  # the longest length at which our models still retrieve under some protocol
+
+
+def seed_counts(results: Results, better: str = "b", worse: str = "a") -> list[d.SeedCount]:
+    """The seed-count rule for ``better`` against ``worse`` at 2T, per protocol and measure, paired
+    by pretrained model (signed so that positive is the paper's direction), for the protocols
+    whose arms share at least two pretrained models."""
+    out = []
+    for protocol in PROTOCOLS:
+        theta = theta_of(protocol)
+        nb, nw = eval_name(better, protocol), eval_name(worse, protocol)
+        if nb not in results or nw not in results:
+            continue
+        lengths = [SEED_COUNT_MULTIPLE * train_len(results)]
+        for metric, (words, higher, _, _) in METRICS.items():
+            effect = d.paired(unit_stat(results, nb, theta, metric, lengths)[0],
+                              unit_stat(results, nw, theta, metric, lengths)[0], higher)
+            if effect.n < 2:
+                continue
+            out.append(d.seed_count(f"({better}) vs ({worse}), {SHORT[protocol]}, {words}", effect,
+                                    d.DESIGN_EFFECT[f"needle_{metric}_{SEED_COUNT_MULTIPLE}T"]))
+    return out
+
+
+def seed_count_table(results: Results):
+    """`seed_counts` as a table: spread of the first models, the n the rule asks for, the models
+    run and the smallest effect they detect (80% power) at 2T."""
+    from .html import Table
+
+    counts = seed_counts(results)
+    rows = [[c.label, f"{c.pilot_sd:.3f} ({c.pilot_n} models)", f"{c.design_effect:g}", str(c.needed), str(c.run),
+             f"{c.run_sd:.3f}", f"{c.detectable:.3f}"] for c in counts]
+    return Table(["contrast at 2T", "paired sd, first models", "design effect", "models the rule asks for",
+                  "models run", "paired sd, all models", "smallest detectable effect"], rows,
+                 caption=f"Seed-count rule for the needle measures at {SEED_COUNT_MULTIPLE}T: at least "
+                         f"{d.MIN_MODELS} models, more if the first models' spread says {d.MIN_MODELS} cannot "
+                         f"detect the design effect with {d.POWER:.0%} power")
