@@ -67,8 +67,9 @@ def test_retrieval_counts_and_reasons_come_from_the_verdicts(found):
 
 
 def test_no_needle_comparison_claims_more_than_its_pretrained_models(found):
-    """A needle part is paired over the pretrained models its arms share: at least MIN_MODELS
-    where both arms are replicated end to end, else one, and then it stays undecided."""
+    """A needle part is paired over the pretrained models its arms share: every replicated
+    needle model where both arms are replicated end to end on several seeds, else one, and then
+    it stays undecided."""
     cpu = experiments.PROFILE_SETTINGS["cpu"]
     protocol_of = {"fig6": experiments.PAPER, "fig8": experiments.PAPER,
                    "retrieval-paper-theta1": experiments.PAPER, "retrieval-paper-theta50": experiments.PAPER,
@@ -77,7 +78,7 @@ def test_no_needle_comparison_claims_more_than_its_pretrained_models(found):
         for part in found["by_id"][claim].parts:
             arms = set(re.findall(r"\(([a-f])\)", part.label))
             assert len(arms) == 2, part.label
-            if cpu.replicated(protocol) and arms <= set(experiments.FT_SEED_VARIANTS[protocol]):
-                assert part.effect.n >= decide.MIN_MODELS, (claim, part.label, part.effect.n)
+            if all(cpu.replicated(protocol, v) for v in arms) and arms <= set(experiments.FT_SEED_VARIANTS[protocol]):
+                assert part.effect.n == len(cpu.needle_seeds) >= decide.PILOT_MODELS, (claim, part.label)
             else:
                 assert part.effect.n == 1 and part.outcome.kind == decide.INCONCLUSIVE, (claim, part.label)

@@ -62,10 +62,10 @@ PROTOCOL_VARIANTS = {PAPER: VARIANTS, THETA50: ("a", "b", "c"), NOPE: ("a", "b")
 # trained model; their per-position loss (lengthgen) of seed k reads pretraining seed k ("baselines"
 # applies the training-free baselines to (a) of that seed)
 SEEDED_VARIANTS = {PAPER: ("a", "b", "c", "e", "baselines"), NOPE: ("a", "b", "baselines")}
-# variants whose needle fine-tuning, evaluation and score run on several seeds: in a protocol of
-# `Profile.replicated_needle_protocols`, seed k of `Profile.pretrain_seeds` fine-tunes pretraining
-# seed k (independent models); in the others, every seed of `Profile.seeds` fine-tunes the seed-0
-# pretrained model (the spread then measures the fine-tuning alone)
+# variants whose needle fine-tuning, evaluation and score run on several seeds: where a variant is
+# replicated end to end (`Profile.replicated_needle`), seed k of `Profile.pretrain_seeds` fine-tunes
+# pretraining seed k (independent models); otherwise every seed of `Profile.seeds` fine-tunes the
+# seed-0 pretrained model (the spread then measures the fine-tuning alone)
 FT_SEED_VARIANTS = {PAPER: ("a", "b", "c"), THETA50: ("a", "b", "c"), NOPE: ("a", "b")}
 THETA_STUDY_VARIANTS = ("a", "b", "c")
 STAGES = ("pretrain", "learned-pn", "needle-sft", "lengthgen", "needle-eval", "needle-score", "theta-study")
@@ -107,14 +107,22 @@ class Profile:
     sft_target_exact: float = 0.9
     # independently pretrained models of every variant in `SEEDED_VARIANTS` (None: ``seeds``)
     model_seeds: Optional[tuple[int, ...]] = None
-    # needle protocols replicated end to end: fine-tuning, evaluation and score of seed k start
-    # from pretraining seed k, and every variant fine-tunes under ``sft`` and the ladder alone (no
-    # ``sft_overrides``). The other protocols fine-tune seed 0's model with the seeds ``seeds``
-    # and their overrides, until their replicated runs are computed.
-    replicated_needle_protocols: tuple[str, ...] = ()
+    # needle variants replicated end to end, by protocol: their fine-tuning, evaluation and score
+    # of seed k start from pretraining seed k, under ``sft`` and the ladder alone (no
+    # ``sft_overrides``). The others fine-tune seed 0's model with the seeds ``seeds`` and their
+    # overrides, until their replicated runs are computed.
+    replicated_needle: dict = field(default_factory=dict)
+    # the pretrained models those replicated needle runs cover so far (None: every one of
+    # ``pretrain_seeds``); seed k's config does not depend on how many there are, so computing
+    # more seeds later adds runs and changes none
+    needle_model_seeds: Optional[tuple[int, ...]] = None
 
-    def replicated(self, protocol: str) -> bool:
-        return protocol in self.replicated_needle_protocols
+    def replicated(self, protocol: str, variant: str) -> bool:
+        return variant in self.replicated_needle.get(protocol, ())
+
+    @property
+    def needle_seeds(self) -> tuple[int, ...]:
+        return self.needle_model_seeds if self.needle_model_seeds is not None else self.pretrain_seeds
 
     @property
     def pretrain_seeds(self) -> tuple[int, ...]:
@@ -136,7 +144,7 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         needle_eval=dict(multiples=(1, 4), nope_multiples=(1, 2), depths=(0.0, 1.0), trials=2),
         needle_score=dict(multiple=2, trials=3),
         theta_study=dict(factors=(1, 50), multiples=(1, 2), n_documents=2, depths=(0.0, 1.0), trials=2),
-        replicated_needle_protocols=PROTOCOLS,
+        replicated_needle=dict(PROTOCOL_VARIANTS),
     ),
     "cpu": Profile(
         name="cpu",
@@ -165,9 +173,9 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         # lr 1e-3 (c) never learned past the first digit. Which lower rate works is fragile: on
         # two 1,500-step checkpoints that differed only by float rounding, 3e-4 learned the task
         # on one and reached val exact 0.14 on the other (where 1e-4 reached 0.94, 5e-4 1.00).
-        # (a) learned the task at 1e-3. The protocols not yet replicated keep these per-variant rates
-        # (a at 1e-3, b and c at 5e-4, NoPE at 3e-4); the replicated ones use the ladder alone.
-        sft_overrides={"a": dict(lr=1e-3)},
+        # (a) learned the task at 1e-3. The runs not yet replicated keep the rates of earlier runs of
+        # this book: 1e-3 for (a), (d), (e), (f), the base 5e-4 for (b), (c), 3e-4 for NoPE.
+        sft_overrides={v: dict(lr=1e-3) for v in "adef"},
         # NoPE: on the seed-0 NoPE (a), 1,000 steps reached validation exact 0.00 at lr 3e-3 (val loss
         # 2.06) and at 1e-3 (1.49), 0.12 and still rising at 3e-4 (0.75): the lowest rate of that
         # ladder, for both NoPE variants (probes on validation data only; not committed)
@@ -181,7 +189,10 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         # would sit at the floor.
         time_budget_min=180.0,
         model_seeds=(0, 1, 2, 3, 4),
-        replicated_needle_protocols=(PAPER,),
+        # replicated so far, on the seed-count rule's pilot of three models (the rest follows as it
+        # is computed on 2 cores: each seed adds runs and changes none)
+        replicated_needle={PAPER: ("a", "b")},
+        needle_model_seeds=(0, 1, 2),
     ),
     "gpu": Profile(
         name="gpu",
@@ -201,7 +212,7 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         needle_score=dict(multiple=8, trials=100),
         theta_study=dict(factors=(1, 2, 4, 8, 16, 50), multiples=(1, 2, 4), n_documents=64,
                          depths=(0.0, 0.25, 0.5, 0.75, 1.0), trials=20),
-        replicated_needle_protocols=PROTOCOLS,
+        replicated_needle=dict(PROTOCOL_VARIANTS),
     ),
 }
 
@@ -237,8 +248,9 @@ def describe_profile(profile: str) -> str:
     """A few lines on the scale of a profile, for the chapters' prose."""
     prof = check_profile(profile)
     m, pt, sft = prof.model, prof.pretrain, prof.sft
-    replicated = [p for p in PROTOCOLS if prof.replicated(p)]
-    others = [p for p in PROTOCOLS if not prof.replicated(p)]
+    replicated = [f"{_words([p])} {', '.join(f'({v})' for v in vs)}" for p, vs in prof.replicated_needle.items() if vs]
+    others = [f"{_words([p])} {', '.join(f'({v})' for v in PROTOCOL_VARIANTS[p] if not prof.replicated(p, v))}"
+              for p in PROTOCOLS if any(not prof.replicated(p, v) for v in PROTOCOL_VARIANTS[p])]
     params = GPT(_model_config(prof, "softmax")).num_parameters()
     tokens = pt["steps"] * pt["batch_size"] * m["block_size"]
     return "\n".join([
@@ -253,9 +265,9 @@ def describe_profile(profile: str) -> str:
         + (f"; a run ending below {prof.sft_target_exact:g} validation exact match is trained again at half "
            f"the rate (at most {prof.sft_halvings} times; the first rate reaching it is kept, else the best)"
            if prof.sft_halvings else ""),
-        *([f"needle protocols replicated end to end (seed k fine-tunes pretrained model k, {_words(replicated)}): "
-           f"seeds {list(prof.pretrain_seeds)} of every variant fine-tuned on several seeds"] if replicated else []),
-        *([f"not yet replicated ({_words(others)}): fine-tuning seeds {list(prof.seeds)} of the seed-0 model"
+        *([f"needle models replicated end to end (seed k fine-tunes pretrained model k; {'; '.join(replicated)}): "
+           f"seeds {list(prof.needle_seeds)}"] if replicated else []),
+        *([f"not yet replicated ({'; '.join(others)}): fine-tuning seeds {list(prof.seeds)} of the seed-0 model"
            + "".join(f"; ({v}) with {', '.join(f'{k} {x:g}' for k, x in o.items())}"
                      for v, o in prof.sft_overrides.items())
            + (f"; NoPE models with {', '.join(f'{k} {x:g}' for k, x in prof.nope_sft_overrides.items())}"
@@ -354,8 +366,8 @@ def seeds_for(name: str, profile: str) -> tuple[int, ...]:
         return prof.pretrain_seeds
     needle_stage = n.stage in ("needle-sft", "needle-eval", "needle-score")
     if needle_stage and n.variant in FT_SEED_VARIANTS[n.protocol]:
-        if prof.replicated(n.protocol):
-            return prof.pretrain_seeds
+        if prof.replicated(n.protocol, n.variant):
+            return prof.needle_seeds
         if n.stage != "needle-score":
             return prof.seeds
     return prof.seeds[:1]
@@ -417,7 +429,7 @@ def experiment_config(name: str, profile: str, seed: int = 0) -> ExperimentConfi
     if n.stage == "needle-sft":
         # replicated: seed k fine-tunes pretraining seed k under the one ladder; otherwise every
         # fine-tuning seed starts from the seed-0 model at its variant's rate (NoPE: its own models)
-        replicated = prof.replicated(protocol)
+        replicated = prof.replicated(protocol, variant)
         key, h = _dep(_with_protocol("pretrain", variant, NOPE if protocol == NOPE else PAPER), profile,
                       seed if replicated else 0)
         scaling = "ssmax" if variant in ("e", "f") else SCALING_OF_VARIANT[variant]
@@ -454,7 +466,7 @@ def experiment_config(name: str, profile: str, seed: int = 0) -> ExperimentConfi
         evaluation = {"context_len": prof.needle_score["multiple"] * T, "trials": prof.needle_score["trials"],
                       "n_digits": prof.n_digits, "rope_theta_factor": factor, "rope_theta": theta0 * factor,
                       "fixed_depth": 0.5}
-        if prof.replicated(protocol):
+        if prof.replicated(protocol, variant):
             evaluation["test_seed"] = 0  # the same test examples for every model
         return ExperimentConfig(name, "needle_score", init_from=key, evaluation=evaluation, depends_on={key: h})
 

@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import experiments as ex
 from . import decide as d
-from .runs import Results, replicates, unit_values
+from .runs import Results, replicates, unit_of, unit_values
 
 DIGIT_CHANCE = 1 / 9  # a guessed first digit (the numbers never start with 0)
 BITS_UNIFORM = math.log2(10)  # bits per digit of a uniform guess among the ten digits
@@ -236,8 +236,9 @@ def protocol_stats(results: Results, lengths_T: tuple[int, ...] = (2, 4), varian
 
 
 def sft_summary(results: Results) -> list[dict]:
-    """Per fine-tuned model: protocol, variant, learning rate kept and tries per seed, final
-    validation exact match per seed, and whether every seed reached the target."""
+    """Per fine-tuned variant and protocol: the ladder's starting rate, the number of pretrained
+    models behind its seeds, learning rate kept and tries per seed, final validation exact match
+    per seed, and whether every seed reached the target."""
     target = target_exact(results)
     out = []
     for suffix, vs in ex.PROTOCOL_VARIANTS.items():
@@ -246,16 +247,24 @@ def sft_summary(results: Results) -> list[dict]:
             runs = results[name]
             finals = [r["metrics"]["final_val_exact"] for r in runs]
             out.append({"suffix": suffix, "variant": v, "finals": finals, "learned": min(finals) >= target,
+                        "start": float(runs[0]["config"]["train"]["lr"]), "models": len({unit_of(r) for r in runs}),
                         "rates": [(r["metrics"].get("lr_chosen", r["config"]["train"]["lr"]),
                                    len(r["metrics"].get("lr_tries", [None]))) for r in runs],
                         "curves": [(r["metrics"]["eval_steps"], r["metrics"]["val_exact"]) for r in runs]})
     return out
 
 
+def rate_words(lr: float) -> str:
+    """A learning rate as people write it: 5e-4, 1e-3, 2.5e-4."""
+    mantissa, exponent = f"{lr:.2e}".split("e")
+    return f"{float(mantissa):g}e{int(exponent)}"
+
+
 def sft_setting(results: Results) -> dict:
     cfg = results["needle-sft-a"][0]["config"]
     model = cfg["train"]["model"]
     return {"digits": cfg["train"]["n_digits"], "steps": cfg["train"]["steps"], "T": model["block_size"],
+            "lr": float(cfg["train"]["lr"]),
             "head_dim": model["n_embd"] // model["n_head"], "target": cfg["evaluation"]["target_val_exact"],
             "halvings": cfg["evaluation"]["lr_halvings"], "seeds": len(results["needle-eval-a"]),
             "trials": trials_per_cell(results)}
@@ -265,12 +274,16 @@ def sft_setting(results: Results) -> dict:
 SEED_COUNT_MULTIPLE = 2  # the longest length at which our models still retrieve under some protocol
 
 
-def seed_counts(results: Results, better: str = "b", worse: str = "a") -> list[d.SeedCount]:
+SEED_COUNT_PROTOCOLS = ("paper-theta1", "theta50", "nope")  # not the paper's theta x50: no model retrieves at 1T
+
+
+def seed_counts(results: Results, better: str = "b", worse: str = "a",
+                protocols: tuple[str, ...] = SEED_COUNT_PROTOCOLS) -> list[d.SeedCount]:
     """The seed-count rule for ``better`` against ``worse`` at 2T, per protocol and measure, paired
     by pretrained model (signed so that positive is the paper's direction), for the protocols
-    whose arms share at least two pretrained models."""
+    under which a model can retrieve at 1T and whose arms share at least two pretrained models."""
     out = []
-    for protocol in PROTOCOLS:
+    for protocol in protocols:
         theta = theta_of(protocol)
         nb, nw = eval_name(better, protocol), eval_name(worse, protocol)
         if nb not in results or nw not in results:
