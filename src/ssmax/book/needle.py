@@ -289,6 +289,8 @@ def seed_counts(results: Results, better: str = "b", worse: str = "a",
         if nb not in results or nw not in results:
             continue
         lengths = [SEED_COUNT_MULTIPLE * train_len(results)]
+        if SEED_COUNT_MULTIPLE not in multiples(results, nw, theta):
+            continue  # a profile that does not evaluate 2T (smoke) has nothing to count
         for metric, (words, higher, _, _) in METRICS.items():
             effect = d.paired(unit_stat(results, nb, theta, metric, lengths)[0],
                               unit_stat(results, nw, theta, metric, lengths)[0], higher)
