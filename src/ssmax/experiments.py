@@ -243,17 +243,13 @@ class ExperimentConfig:
 PROTOCOL_WORDS = {PAPER: "fine-tuned at theta x1", THETA50: "fine-tuned at theta x50", NOPE: "NoPE"}
 
 
-def _words(protocols: list[str]) -> str:
-    return ", ".join(PROTOCOL_WORDS[p] for p in protocols)
-
-
 def describe_profile(profile: str) -> str:
     """A few lines on the scale of a profile, for the chapters' prose."""
     prof = check_profile(profile)
     m, pt, sft = prof.model, prof.pretrain, prof.sft
-    replicated = [f"{_words([p])} {', '.join(f'({v})' for v in vs)}" for p, vs in prof.replicated_needle.items() if vs]
-    others = [f"{_words([p])} {', '.join(f'({v})' for v in PROTOCOL_VARIANTS[p] if not prof.replicated(p, v))}"
-              for p in PROTOCOLS if any(not prof.replicated(p, v) for v in PROTOCOL_VARIANTS[p])]
+    replicated = [f"{PROTOCOL_WORDS[p]} {', '.join(f'({v})' for v in vs)}" for p, vs in prof.replicated_needle.items() if vs]
+    pending = {p: [v for v in PROTOCOL_VARIANTS[p] if not prof.replicated(p, v)] for p in PROTOCOLS}
+    others = [f"{PROTOCOL_WORDS[p]} {', '.join(f'({v})' for v in vs)}" for p, vs in pending.items() if vs]
     params = GPT(_model_config(prof, "softmax")).num_parameters()
     tokens = pt["steps"] * pt["batch_size"] * m["block_size"]
     return "\n".join([
@@ -355,9 +351,9 @@ def check_experiment(name: str) -> str:
 def seeds_for(name: str, profile: str) -> tuple[int, ...]:
     """The seeds a profile runs an experiment with. Pretraining and per-position loss: every seed
     of `Profile.pretrain_seeds` for the variants of `SEEDED_VARIANTS`, each its own model. Needle
-    fine-tuning, evaluation and score of the variants of `FT_SEED_VARIANTS`: in a replicated
-    protocol, every pretraining seed (seed k fine-tunes model k); otherwise fine-tuning and
-    evaluation run every seed of `Profile.seeds` on the seed-0 model. Set tasks:
+    fine-tuning, evaluation and score of the variants of `FT_SEED_VARIANTS`: where the variant is
+    replicated end to end, every seed of `Profile.needle_seeds` (seed k fine-tunes model k);
+    otherwise fine-tuning and evaluation run every seed of `Profile.seeds` on the seed-0 model. Set tasks:
     `sets_run.set_seeds`. Everything else: one seed."""
     if check_experiment(name) in sets_run.set_experiment_names():
         return sets_run.set_seeds(profile)

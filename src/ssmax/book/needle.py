@@ -1,8 +1,8 @@
 """Chapter 6, needle in a haystack (the paper's Fig. 6) and retrieval under every protocol.
 
 A needle run's unit is the pretrained model at the root of its weights (`runs.unit_of`). Where a
-protocol is replicated end to end, seed k fine-tunes pretraining seed k, so (a), (b) and (c) have
-one unit per seed and are compared paired by model; where it is not, every fine-tuning seed starts
+variant is replicated end to end (`Profile.replicated_needle`), seed k fine-tunes pretraining seed
+k, so it has one unit per seed and is compared paired by model; where it is not, every fine-tuning seed starts
 from pretraining seed 0, the seeds give that one model's error, and a verdict cannot claim more.
 """
 

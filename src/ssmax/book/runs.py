@@ -2,7 +2,7 @@
 
 A result's unit is the seed of the pretraining run at the root of its chain of weights
 (``init_from``, and the theta study's ``lm_model``), read from the registry
-(`ssmax.experiments.experiment_config`), never assumed: in a needle protocol replicated end to
+(`ssmax.experiments.experiment_config`), never assumed: for a needle variant replicated end to
 end seed k fine-tunes pretraining seed k, so the same code sees one unit per seed; in the others
 every fine-tuning seed starts from pretraining seed 0, and all of them are one unit. A set-task
 run is its own unit (its seed).
