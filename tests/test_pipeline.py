@@ -238,6 +238,41 @@ def test_needle_fine_tuning_halves_its_rate_until_validation_accepts_it(tmp_path
     assert not list((tmp_path / "checkpoints").rglob("*.pt")), "the ladder's checkpoints are removed at its end"
 
 
+def test_a_needle_fine_tuning_trained_to_a_criterion_stops_at_the_first_check_that_reaches_it(
+        tmp_path, monkeypatch):
+    """The criterion stops training at the first validation check whose exact match reaches it;
+    the schedule stays the one of the full run; each try records the steps it took."""
+    import ssmax.train as train_module
+    monkeypatch.setenv("SSMAX_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setenv("SSMAX_CHECKPOINT_DIR", str(tmp_path / "checkpoints"))
+    real = train_module.evaluate_batches
+    checks = []
+
+    def evaluate(model, batches, device):
+        out = real(model, batches, device)
+        if "val_exact" not in out:  # the pretraining run that the fine-tuning starts from
+            return out
+        checks.append(out)
+        return {**out, "val_exact": 1.0} if len(checks) == 1 else out
+
+    monkeypatch.setattr(train_module, "evaluate_batches", evaluate)
+    smoke = ex.PROFILE_SETTINGS["smoke"]
+    monkeypatch.setitem(ex.PROFILE_SETTINGS, "smoke", dataclasses.replace(smoke, sft_halvings=1))
+    result = ex.run("needle-sft-a", "smoke", 0, device="cpu", progress=False)
+    every = smoke.sft["eval_every"]
+    assert every < smoke.sft["steps"], "the smoke profile must check before its last step for this test"
+    assert result["metrics"]["stopped_at"] == every
+    assert result["metrics"]["eval_steps"] == [every]
+    assert result["metrics"]["lr_tries"] == [{**result["metrics"]["lr_tries"][0], "steps": every}]
+    assert len(result["metrics"]["lr_tries"]) == 1, "a try that reached the criterion reached the target"
+
+
+def test_train_to_a_criterion_rejects_a_criterion_outside_0_1():
+    smoke = ex.experiment_config("needle-sft-a", "smoke", 0)
+    with pytest.raises(ValueError, match="stop_at_val_exact must be in"):
+        train(smoke.train, device=torch.device("cpu"), stop_at_val_exact=1.5)
+
+
 def test_the_ladder_keeps_the_first_rate_that_reaches_the_target():
     tries = [{"final_val_exact": 0.5}, {"final_val_exact": 0.95}, {"final_val_exact": 1.0}]
     assert ex._ladder_choice(tries, 0.9) == 1

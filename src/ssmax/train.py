@@ -195,14 +195,23 @@ def train(
     progress: bool = True,
     on_step: Optional[Callable[[int], None]] = None,
     build_model: Optional[Callable[[GPTConfig], torch.nn.Module]] = None,
+    stop_at_val_exact: Optional[float] = None,
 ) -> TrainOutcome:
     """Train from scratch (or from ``init_state`` weights, for fine-tuning); resume from
     ``checkpoint_path`` if it exists. Returns the model and its metrics.
 
     Under torchrun every rank calls this; rank 0 alone evaluates and writes checkpoints, so only
     its metrics hold the validation numbers. ``build_model`` makes another model from the config
-    (one that is called like a `GPT`, e.g. `ssmax.hf_crosscheck.HFLanguageModel`)."""
+    (one that is called like a `GPT`, e.g. `ssmax.hf_crosscheck.HFLanguageModel`).
+
+    ``stop_at_val_exact`` trains the needle task to a criterion: training ends at the first
+    validation check whose exact match reaches it (``steps`` is then the most it may take), so
+    models that learn the task at different speeds all end having learned it. The schedule stays
+    the one of ``steps``; ``metrics["stopped_at"]`` records the step."""
     distributed.check_batch_size(config.batch_size)
+    if stop_at_val_exact is not None and (config.task != "needle_sft" or not 0 < stop_at_val_exact <= 1):
+        raise ValueError(f"stop_at_val_exact must be in (0, 1] and needs task='needle_sft'; got "
+                         f"{stop_at_val_exact!r} with task={config.task!r}")
     main = distributed.is_main()
     torch.manual_seed(config.seed)
     model_config = GPTConfig(**config.model.to_dict())
@@ -246,6 +255,7 @@ def train(
     net = distributed.wrap(model, device)  # the model itself in a single process
     t0 = time.perf_counter()
     last_eval: Optional[dict] = None
+    done = start_step
     bar = tqdm(range(start_step, config.steps), initial=start_step, total=config.steps, disable=not (progress and main),
                desc=f"{config.task} {config.model.scaling}", leave=False, dynamic_ncols=True)
     for step in bar:
@@ -285,6 +295,13 @@ def train(
             metrics["val_loss"].append(ev["val_loss"])
             if "val_exact" in ev:
                 metrics["val_exact"].append(ev["val_exact"])
+        if stop_at_val_exact is not None and (done % config.eval_every == 0 or done == config.steps):
+            # rank 0 evaluated; every rank must stop at the same step
+            if distributed.from_main(last_eval["val_exact"] >= stop_at_val_exact if main else None):
+                metrics["stopped_at"] = done
+                if on_step is not None:
+                    on_step(done)
+                break
         if done % config.checkpoint_every == 0 and done < config.steps:
             checkpoint(done)
         if on_step is not None:
@@ -296,7 +313,7 @@ def train(
     # the loop's last step already evaluated the final weights, unless there was no step to run
     final = last_eval if last_eval is not None or not main else evaluate_batches(model, batches.val, device)
     wall = elapsed + time.perf_counter() - t0
-    tokens = max(0, config.steps - start_step) * config.batch_size * config.model.block_size
+    tokens = max(0, done - start_step) * config.batch_size * config.model.block_size
     timing = {
         "wall_time_s": wall,
         "train_tokens_per_s": tokens / max(1e-9, time.perf_counter() - t0) if tokens else None,

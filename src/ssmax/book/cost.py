@@ -257,12 +257,6 @@ def bench_checks_table(result: dict):
     return Table(["T", "fused SSMax / softmax time", "difference, ms", "target", "check", "of it, the gradient of s, ms"], rows)
 
 
-def bench_training_tokens_per_s(result: dict, scaling: str = "softmax") -> float:
-    """The benchmark's measured whole-model training speed (tokens/s) for ``scaling``."""
-    return float(next(r["tokens_per_s"] for r in result["training"] if r["scaling"] == scaling))
-
-
-
 # --- the profile's time on 2 CPU cores, measured ---------------------------------------------------
 TWO_CORE_THREADS = 2  # the machine the cpu profile is meant for: 2 cores, torch using both
 

@@ -30,6 +30,8 @@ from typing import Iterable, Mapping, Optional, Sequence
 
 import numpy as np
 
+from .labels import listing
+
 # --- verdict kinds ------------------------------------------------------------------------------
 REPRODUCED, PARTLY, NOT_REPRODUCED, INCONCLUSIVE, DERIVED = (
     "reproduced", "partly", "not reproduced", "inconclusive", "derived")
@@ -370,6 +372,19 @@ class Verdict:
         """The main reason of an inconclusive verdict (the first of `reasons`), else ''."""
         return self.reasons[0] if self.kind == INCONCLUSIVE and self.reasons else ""
 
+    def why(self) -> str:
+        """Why the verdict is what it is, for prose: the counted parts that hold or fail (a failing
+        part with its reason), then the reasons of the undecided ones; an inconclusive verdict
+        gives its reasons alone."""
+        c = self.counted_parts
+        held = [p.label for p in c if p.outcome.kind == REPRODUCED]
+        failed = [f"{p.label} ({p.outcome.reason})" for p in c if p.outcome.kind == NOT_REPRODUCED]
+        bits = [f"holds: {listing(held)}"] if held else []
+        bits += [f"fails: {listing(failed)}"] if failed else []
+        if self.reasons:
+            bits.append(("the other parts undecided: " if bits else "") + ", ".join(self.reasons))
+        return "; ".join(bits)
+
     def tally(self) -> str:
         """"2 of 5 counted parts hold, 1 fails, 2 undecided; 1 part not counted"."""
         if self.derived:
@@ -446,10 +461,7 @@ def counts(verdicts: Iterable[Verdict], kinds: Sequence[str] = KINDS) -> dict[st
 
 def counts_text(verdicts: Sequence[Verdict], kinds: Sequence[str] = KINDS) -> str:
     """"2 reproduced, 1 partly and 4 inconclusive": the non-zero counts in words."""
-    items = [f"{n} {k}" for k, n in counts(verdicts, kinds).items() if n]
-    if not items:
-        return "none"
-    return ", ".join(items[:-1]) + (" and " if len(items) > 1 else "") + items[-1]
+    return listing([f"{n} {k}" for k, n in counts(verdicts, kinds).items() if n], none="none")
 
 
 # --- floors and ceilings: where no difference could show ---------------------------------------------
@@ -551,6 +563,16 @@ class SeedCount:
     @property
     def enough(self) -> bool:
         return self.run >= self.needed
+
+
+def seed_count_columns(counts: list[SeedCount], contrast: str, design_effect: bool) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of a seed-count table (one row per comparison); ``design_effect`` adds
+    its column where the rows differ in it."""
+    header = [contrast, "paired sd, first models", *(["design effect"] if design_effect else []),
+              "models the rule asks for", "models run", "paired sd, all models", "smallest detectable effect"]
+    rows = [[c.label, f"{c.pilot_sd:.3f} ({c.pilot_n} models)", *([f"{c.design_effect:g}"] if design_effect else []),
+             str(c.needed), str(c.run), f"{c.run_sd:.3f}", f"{c.detectable:.3f}"] for c in counts]
+    return header, rows
 
 
 def seed_count(label: str, effect: Effect, design_effect: float, pilot: int = PILOT_MODELS) -> SeedCount:

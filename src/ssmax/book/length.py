@@ -342,10 +342,8 @@ def seed_count_table(results: Results, theta: int = 50):
     the smallest effect they detect (80% power), in nats per byte over (T,4T]."""
     from .html import Table
 
-    rows = [[c.label, f"{c.pilot_sd:.3f} ({c.pilot_n} models)", str(c.needed), str(c.run), f"{c.run_sd:.3f}",
-             f"{c.detectable:.3f}"] for c in seed_counts(results, theta)]
-    return Table(["contrast over (T,4T]", "paired sd, first models", "models the rule asks for", "models run",
-                  "paired sd, all models", "smallest detectable effect"], rows,
+    header, rows = d.seed_count_columns(seed_counts(results, theta), "contrast over (T,4T]", design_effect=False)
+    return Table(header, rows,
                  caption=f"Seed-count rule: at least {d.MIN_MODELS} models, more if the first models' spread "
                          f"says {d.MIN_MODELS} cannot detect {d.DESIGN_EFFECT['loss_beyond_T']:g} nats per byte "
                          f"with {d.POWER:.0%} power")

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import experiments as ex
 from . import decide as d
+from .labels import listing as book_listing
 from .runs import Results, replicates, unit_of, unit_values
 
 DIGIT_CHANCE = 1 / 9  # a guessed first digit (the numbers never start with 0)
@@ -193,7 +194,7 @@ def retrieval_by_protocol(results: Results, protocol: str) -> d.Verdict:
     parts = retrieval_parts(results, "b", "a", protocol)
     return d.Verdict(f"retrieval-{protocol}", "beyond the paper (chapter 6)",
                      f"SSMax (b) retrieves better than softmax (a) beyond T ({words})", PROTOCOL_RULE, parts,
-                     f"(a): {replicates(results[eval_name('a', protocol)])}; "
+                     f"{models_behind(results, protocol, 'ab')}; "
                      f"{trials_per_cell(results)} trials per length, depth and seed", beyond_paper=True)
 
 
@@ -214,7 +215,17 @@ def retrieval(results: Results) -> d.Verdict:
         parts += retrieval_parts(results, v, "a", "paper-theta50", ("exact",))
     return d.Verdict("fig6", "Fig. 6", "SSMax (b) keeps retrieving the needle far beyond the training length, (a) "
                      "does not; (c), (d) below (b); (e), (f) in between", FIG6_RULE, parts,
-                     f"(a), (b), (c): {replicates(results[eval_name('a', 'paper-theta50')])}; (d), (e), (f): one")
+                     models_behind(results, "paper-theta50"))
+
+
+def models_behind(results: Results, protocol: str, variants: Optional[str] = None) -> str:
+    """"(a), (b): 5 independently trained models; (c): 3 fine-tuning seeds of 1 pretrained model":
+    what each variant's runs under ``protocol`` rest on, variants with the same grouped."""
+    groups: dict[str, list[str]] = {}
+    for v in variants or protocol_variants(protocol):
+        if eval_name(v, protocol) in results:
+            groups.setdefault(replicates(results[eval_name(v, protocol)]), []).append(f"({v})")
+    return "; ".join(f"{book_listing(vs)}: {what}" for what, vs in groups.items())
 
 
 def protocol_stats(results: Results, lengths_T: tuple[int, ...] = (2, 4), variants: str = "abc"):
@@ -235,10 +246,20 @@ def protocol_stats(results: Results, lengths_T: tuple[int, ...] = (2, 4), varian
     return rows
 
 
+def kept_steps(run: dict) -> int:
+    """The steps the kept try of a needle fine-tuning took: fewer than the config's ``steps``
+    where it was trained to a criterion and reached it."""
+    m = run["metrics"]
+    chosen = m.get("lr_chosen", run["config"]["train"]["lr"])
+    kept = next((t for t in m.get("lr_tries", []) if t["lr"] == chosen), {})
+    return int(kept.get("steps", run["config"]["train"]["steps"]))
+
+
 def sft_summary(results: Results) -> list[dict]:
-    """Per fine-tuned variant and protocol: the ladder's starting rate, the number of pretrained
-    models behind its seeds, learning rate kept and tries per seed, final validation exact match
-    per seed, and whether every seed reached the target."""
+    """Per fine-tuned variant and protocol: the rule it was fine-tuned under (starting rate,
+    halvings, most steps, stopping criterion), the number of pretrained models behind its seeds,
+    learning rate kept, tries and steps per seed, final validation exact match per seed, and
+    whether every seed reached the target."""
     target = target_exact(results)
     out = []
     for suffix, vs in ex.PROTOCOL_VARIANTS.items():
@@ -246,10 +267,14 @@ def sft_summary(results: Results) -> list[dict]:
             name = f"needle-sft-{v}" + (f"-{suffix}" if suffix else "")
             runs = results[name]
             finals = [r["metrics"]["final_val_exact"] for r in runs]
+            config = runs[0]["config"]
             out.append({"suffix": suffix, "variant": v, "finals": finals, "learned": min(finals) >= target,
-                        "start": float(runs[0]["config"]["train"]["lr"]), "models": len({unit_of(r) for r in runs}),
+                        "start": float(config["train"]["lr"]), "models": len({unit_of(r) for r in runs}),
+                        "most_steps": int(config["train"]["steps"]), "halvings": config["evaluation"]["lr_halvings"],
+                        "stop": config["evaluation"].get("stop_at_val_exact"),
                         "rates": [(r["metrics"].get("lr_chosen", r["config"]["train"]["lr"]),
                                    len(r["metrics"].get("lr_tries", [None]))) for r in runs],
+                        "steps": [kept_steps(r) for r in runs],
                         "curves": [(r["metrics"]["eval_steps"], r["metrics"]["val_exact"]) for r in runs]})
     return out
 
@@ -266,7 +291,7 @@ def sft_setting(results: Results) -> dict:
     return {"digits": cfg["train"]["n_digits"], "steps": cfg["train"]["steps"], "T": model["block_size"],
             "lr": float(cfg["train"]["lr"]),
             "head_dim": model["n_embd"] // model["n_head"], "target": cfg["evaluation"]["target_val_exact"],
-            "halvings": cfg["evaluation"]["lr_halvings"], "seeds": len(results["needle-eval-a"]),
+            "halvings": cfg["evaluation"]["lr_halvings"], "stop": cfg["evaluation"].get("stop_at_val_exact"),
             "trials": trials_per_cell(results)}
 
 
@@ -306,11 +331,8 @@ def seed_count_table(results: Results):
     run and the smallest effect they detect (80% power) at 2T."""
     from .html import Table
 
-    counts = seed_counts(results)
-    rows = [[c.label, f"{c.pilot_sd:.3f} ({c.pilot_n} models)", f"{c.design_effect:g}", str(c.needed), str(c.run),
-             f"{c.run_sd:.3f}", f"{c.detectable:.3f}"] for c in counts]
-    return Table(["contrast at 2T", "paired sd, first models", "design effect", "models the rule asks for",
-                  "models run", "paired sd, all models", "smallest detectable effect"], rows,
+    header, rows = d.seed_count_columns(seed_counts(results), "contrast at 2T", design_effect=True)
+    return Table(header, rows,
                  caption=f"Seed-count rule for the needle measures at {SEED_COUNT_MULTIPLE}T: at least "
                          f"{d.MIN_MODELS} models, more if the first models' spread says {d.MIN_MODELS} cannot "
                          f"detect the design effect with {d.POWER:.0%} power")
