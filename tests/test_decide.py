@@ -99,6 +99,20 @@ def test_undecided_parts_make_a_claim_partly_not_reproduced_in_full():
     assert stuck.kind == d.INCONCLUSIVE and stuck.reason == d.PRECONDITION
 
 
+def test_a_verdict_says_why_with_the_decided_parts_first():
+    """A verdict that fails names the failing part and its reason before the undecided parts'
+    reasons, so "not reproduced" never reads as if only undecided parts were behind it."""
+    fails = d.part("(b) below (a) far out", _e(-0.1, -0.11, -0.12), 0.02)
+    v = _verdict(fails, d.part("exact", _e(0.2, 0.1, 0.3), 0.02, precondition="no retrieval at 1T"))
+    assert v.kind == d.NOT_REPRODUCED
+    assert v.why() == (f"fails: (b) below (a) far out ({fails.outcome.reason}); "
+                       f"the other parts undecided: {d.PRECONDITION}")
+    holds = _verdict(d.part("p", _e(0.1, 0.11, 0.12), 0.02))
+    assert holds.why() == "holds: p"
+    stuck = _verdict(d.part("exact", _e(0.0), 0.02, precondition="no retrieval at 1T"))
+    assert stuck.why() == d.PRECONDITION
+
+
 def test_derived_claims_are_counted_apart():
     vs = [theory.attention_fading(), theory.fixed_margin_suffices(), _verdict(d.part("p", _e(0.1, 0.11, 0.12), 0.02))]
     assert [v.kind for v in vs] == [d.DERIVED, d.DERIVED, d.REPRODUCED]

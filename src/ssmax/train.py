@@ -289,23 +289,24 @@ def train(
             metrics["lr"].append(lr)
             bar.set_postfix(loss=f"{running / running_n:.3f}")
             running, running_n = 0.0, 0
-        if main and (done % config.eval_every == 0 or done == config.steps):
+        evaluated = done % config.eval_every == 0 or done == config.steps
+        if main and evaluated:
             ev = last_eval = evaluate_batches(model, batches.val, device)
             metrics["eval_steps"].append(done)
             metrics["val_loss"].append(ev["val_loss"])
             if "val_exact" in ev:
                 metrics["val_exact"].append(ev["val_exact"])
-        if stop_at_val_exact is not None and (done % config.eval_every == 0 or done == config.steps):
-            # rank 0 evaluated; every rank must stop at the same step
-            if distributed.from_main(last_eval["val_exact"] >= stop_at_val_exact if main else None):
-                metrics["stopped_at"] = done
-                if on_step is not None:
-                    on_step(done)
-                break
-        if done % config.checkpoint_every == 0 and done < config.steps:
+        # rank 0 evaluated; every rank must stop at the same step
+        stopped = stop_at_val_exact is not None and evaluated and bool(
+            distributed.from_main(last_eval["val_exact"] >= stop_at_val_exact if main else None))
+        if stopped:
+            metrics["stopped_at"] = done
+        elif done % config.checkpoint_every == 0 and done < config.steps:
             checkpoint(done)
         if on_step is not None:
             on_step(done)
+        if stopped:
+            break
     bar.close()
 
     if config.steps == 0 and config.switch_to_ssmax_at == 0:

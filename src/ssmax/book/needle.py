@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import experiments as ex
 from . import decide as d
-from .labels import listing as book_listing
+from . import labels as book_labels
 from .runs import Results, replicates, unit_of, unit_values
 
 DIGIT_CHANCE = 1 / 9  # a guessed first digit (the numbers never start with 0)
@@ -225,7 +225,7 @@ def models_behind(results: Results, protocol: str, variants: Optional[str] = Non
     for v in variants or protocol_variants(protocol):
         if eval_name(v, protocol) in results:
             groups.setdefault(replicates(results[eval_name(v, protocol)]), []).append(f"({v})")
-    return "; ".join(f"{book_listing(vs)}: {what}" for what, vs in groups.items())
+    return "; ".join(f"{book_labels.listing(vs)}: {what}" for what, vs in groups.items())
 
 
 def protocol_stats(results: Results, lengths_T: tuple[int, ...] = (2, 4), variants: str = "abc"):
@@ -248,16 +248,13 @@ def protocol_stats(results: Results, lengths_T: tuple[int, ...] = (2, 4), varian
 
 def kept_steps(run: dict) -> int:
     """The steps the kept try of a needle fine-tuning took: fewer than the config's ``steps``
-    where it was trained to a criterion and reached it."""
-    m = run["metrics"]
-    chosen = m.get("lr_chosen", run["config"]["train"]["lr"])
-    kept = next((t for t in m.get("lr_tries", []) if t["lr"] == chosen), {})
-    return int(kept.get("steps", run["config"]["train"]["steps"]))
+    where it was trained to a criterion and reached it (the run's metrics are the kept try's)."""
+    return int(run["metrics"].get("stopped_at", run["config"]["train"]["steps"]))
 
 
 def sft_summary(results: Results) -> list[dict]:
     """Per fine-tuned variant and protocol: the rule it was fine-tuned under (starting rate,
-    halvings, most steps, stopping criterion), the number of pretrained models behind its seeds,
+    halvings, most steps), the number of pretrained models behind its seeds,
     learning rate kept, tries and steps per seed, final validation exact match per seed, and
     whether every seed reached the target."""
     target = target_exact(results)
@@ -271,7 +268,6 @@ def sft_summary(results: Results) -> list[dict]:
             out.append({"suffix": suffix, "variant": v, "finals": finals, "learned": min(finals) >= target,
                         "start": float(config["train"]["lr"]), "models": len({unit_of(r) for r in runs}),
                         "most_steps": int(config["train"]["steps"]), "halvings": config["evaluation"]["lr_halvings"],
-                        "stop": config["evaluation"].get("stop_at_val_exact"),
                         "rates": [(r["metrics"].get("lr_chosen", r["config"]["train"]["lr"]),
                                    len(r["metrics"].get("lr_tries", [None]))) for r in runs],
                         "steps": [kept_steps(r) for r in runs],
