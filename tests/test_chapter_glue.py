@@ -73,7 +73,8 @@ def test_no_needle_comparison_claims_more_than_its_pretrained_models(found):
     cpu = experiments.PROFILE_SETTINGS["cpu"]
     protocol_of = {"fig6": experiments.PAPER, "fig8": experiments.PAPER,
                    "retrieval-paper-theta1": experiments.PAPER, "retrieval-paper-theta50": experiments.PAPER,
-                   "retrieval-theta50": experiments.THETA50, "retrieval-nope": experiments.NOPE}
+                   "retrieval-theta50": experiments.THETA50, "retrieval-nope": experiments.NOPE,
+                   "retrieval-variants": experiments.PAPER}
     for claim, protocol in protocol_of.items():
         for part in found["by_id"][claim].parts:
             arms = set(re.findall(r"\(([a-f])\)", part.label))

@@ -143,12 +143,28 @@ def test_loss_floor():
 
 
 @pytest.mark.parametrize("name, seed, root", [("needle-eval-b", 2, 2), ("needle-score-b", 2, 2),
-                                              ("needle-eval-b-theta50", 2, 0), ("lengthgen-e", 1, 1),
+                                              ("needle-eval-c-theta50", 2, 0), ("needle-eval-b-theta50", 2, 0),
+                                              ("needle-score-e", 3, 3), ("lengthgen-e", 1, 1),
                                               ("pretrain-b", 2, 2), ("needle-score-a-nope", 0, 0), ("theta-study-c", 0, 0),
                                               ("keyret-ssmax-bounded", 1, 1)])
 def test_the_unit_is_the_pretraining_seed_at_the_root_of_the_weights(name, seed, root):
     config = store.to_jsonable(experiments.experiment_config(name, "cpu", seed))
     assert runs.root_seed({"profile": "cpu", "seed": seed, "config": config}) == root
+
+
+def _stored(name: str, seed: int) -> dict:
+    return {"profile": "cpu", "seed": seed, "config": store.to_jsonable(experiments.experiment_config(name, "cpu", seed))}
+
+
+def test_grouped_replicates_names_what_each_set_of_runs_rests_on():
+    """Variants replicated end to end count one model per seed; fine-tuning seeds of one
+    pretrained model count as one model; labels that rest on the same are listed together."""
+    found = runs.grouped_replicates({"(a)": [_stored("needle-eval-a", s) for s in range(5)],
+                                     "(e)": [_stored("needle-eval-e", s) for s in range(5)],
+                                     "(c)": [_stored("needle-eval-c-theta50", s) for s in range(3)],
+                                     "(d)": [_stored("needle-eval-d", 0)]})
+    assert found == ("(a) and (e): 5 independently trained models; (c): 3 fine-tuning seeds of 1 pretrained model; "
+                     "(d): 1 independently trained model")
 
 
 def test_run_key():
@@ -234,3 +250,42 @@ def test_replicated_needle_models_fine_tune_model_k_under_one_learning_rate_ladd
                 sft = experiments.experiment_config(str(experiments.ExperimentName("needle-sft", v, protocol)), "cpu", 0)
                 ladders.add((sft.train.lr, sft.evaluation["lr_halvings"], sft.evaluation["target_val_exact"]))
     assert len(ladders) == 1, ladders
+
+
+def _part(label: str, *values: float) -> d.Part:
+    return d.part(label, _e(*values), 0.05)
+
+
+def test_contrast_text_reads_every_window_of_one_contrast_measure_by_measure():
+    from ssmax.book import needle
+
+    parts = [_part("(e) above (a) in exact match over (T,2T]", 0.2, 0.21, 0.19),
+             _part("(e) above (a) in exact match over (T,4T]", 0.1, -0.3, 0.2),
+             _part("(b) above (e) in exact match over (T,2T]", 0.1, 0.1, 0.1),
+             _part("(e) below (a) in bits per digit over (T,2T]", -0.2, -0.21, -0.19)]
+    text = needle.contrast_text(parts, "e", "a")
+    assert text == ("exact match: (T,2T] holds; (T,4T] undecided (underpowered); "
+                    "bits per digit: (T,2T] fails (reliably the other way)")
+    assert "(b)" not in text and "first-digit" not in text
+
+
+def test_against_a_text_names_each_variants_counted_contrast_with_a():
+    from ssmax.book import attention
+
+    label = "({}) concentrates more on the needle than ({}) (median top score)"
+    parts = [_part(label.format(v, "a"), *vals) for v, vals in (("c", (0.3, 0.31, 0.29)), ("d", (0.05,)))]
+    parts.append(d.Part(label.format("b", "c"), _e(0.1, 0.1), parts[0].outcome, counted=False))
+    v = d.Verdict("fig8", "Figs. 7-8", "x", "rule", parts)
+    text = attention.against_a_text(v, "cd")
+    assert text.startswith("(c) holds, +0.30 mean over 3 models; (d) undecided")
+    assert text.endswith("+0.05 on one model")
+
+
+def test_one_model_text_names_what_rests_on_one_pretrained_model():
+    from ssmax.book import scorecard
+
+    assert scorecard.one_model_text("gpu") == "(d) and (f) everywhere"
+    cpu = scorecard.one_model_text("cpu")
+    for protocol, variants in experiments.unreplicated_needle("cpu").items():
+        if protocol != experiments.PAPER:
+            assert all(f"({v})" in cpu for v in variants), (protocol, cpu)

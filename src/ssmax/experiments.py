@@ -66,7 +66,7 @@ SEEDED_VARIANTS = {PAPER: ("a", "b", "c", "e", "baselines"), NOPE: ("a", "b", "b
 # replicated end to end (`Profile.replicated_needle`), seed k of `Profile.pretrain_seeds` fine-tunes
 # pretraining seed k (independent models); otherwise every seed of `Profile.seeds` fine-tunes the
 # seed-0 pretrained model (the spread then measures the fine-tuning alone)
-FT_SEED_VARIANTS = {PAPER: ("a", "b", "c"), THETA50: ("a", "b", "c"), NOPE: ("a", "b")}
+FT_SEED_VARIANTS = {PAPER: ("a", "b", "c", "e"), THETA50: ("a", "b", "c"), NOPE: ("a", "b")}
 THETA_STUDY_VARIANTS = ("a", "b", "c")
 STAGES = ("pretrain", "learned-pn", "needle-sft", "lengthgen", "needle-eval", "needle-score", "theta-study")
 # The cross-check on Hugging Face's LlamaForCausalLM (`ssmax.hf_crosscheck`, the `hf` extra):
@@ -209,7 +209,7 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         model_seeds=(0, 1, 2, 3, 4),
         # replicated so far (the rest follows as it is computed on 2 cores: each seed adds runs and
         # changes none)
-        replicated_needle={PAPER: ("a", "b")},
+        replicated_needle={PAPER: ("a", "b", "c", "e")},
         needle_model_seeds=(0, 1, 2, 3, 4),
     ),
     "gpu": Profile(
@@ -258,13 +258,20 @@ class ExperimentConfig:
 PROTOCOL_WORDS = {PAPER: "fine-tuned at theta x1", THETA50: "fine-tuned at theta x50", NOPE: "NoPE"}
 
 
+def unreplicated_needle(profile: str) -> dict[str, list[str]]:
+    """The needle variants of each protocol whose runs still rest on one pretrained model (protocols
+    with none left out)."""
+    prof = check_profile(profile)
+    pending = {p: [v for v in PROTOCOL_VARIANTS[p] if not prof.replicated(p, v)] for p in PROTOCOLS}
+    return {p: vs for p, vs in pending.items() if vs}
+
+
 def describe_profile(profile: str) -> str:
     """A few lines on the scale of a profile, for the chapters' prose."""
     prof = check_profile(profile)
     m, pt, sft = prof.model, prof.pretrain, prof.sft
     replicated = [f"{PROTOCOL_WORDS[p]} {', '.join(f'({v})' for v in vs)}" for p, vs in prof.replicated_needle.items() if vs]
-    pending = {p: [v for v in PROTOCOL_VARIANTS[p] if not prof.replicated(p, v)] for p in PROTOCOLS}
-    others = [f"{PROTOCOL_WORDS[p]} {', '.join(f'({v})' for v in vs)}" for p, vs in pending.items() if vs]
+    others = [f"{PROTOCOL_WORDS[p]} {', '.join(f'({v})' for v in vs)}" for p, vs in unreplicated_needle(profile).items()]
     params = GPT(_model_config(prof, "softmax")).num_parameters()
     tokens = pt["steps"] * pt["batch_size"] * m["block_size"]
     return "\n".join([

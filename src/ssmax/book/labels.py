@@ -36,7 +36,7 @@ PROTOCOL_LABELS: dict[str, str] = {
 VERDICT_IDS: tuple[str, ...] = (
     "fig1", "fig2", "fig3", "fig4", "fig5", "fig6", "fig8", "switch",
     "logn-baselines", "nope-lengthgen", "logn-baselines-nope", "theta-best",
-    *(f"retrieval-{p}" for p in PROTOCOL_LABELS),
+    *(f"retrieval-{p}" for p in PROTOCOL_LABELS), "retrieval-variants",
     *(f"sets-{s}-{c}" for s in SETTING_LABELS for c in ("b-vs-a", "b-vs-logn")),
     "sets-keyret-bounded-weights",
     *(f"crosscheck-llama-theta{t}" for t in (1, 50)),  # the page "Use SSMax in your model"

@@ -17,8 +17,9 @@ import numpy as np
 
 from .. import experiments
 from ..results import run_key
+from .labels import listing
 
-__all__ = ["run_key", "root_seed", "unit_of", "by_unit", "unit_values", "Results"]
+__all__ = ["run_key", "root_seed", "unit_of", "by_unit", "unit_values", "replicates", "grouped_replicates", "Results"]
 
 Results = dict[str, list[dict]]  # {experiment: [result per seed]}, as `experiments.results_for` returns
 
@@ -80,3 +81,12 @@ def replicates(runs: list[dict]) -> str:
     if len(units) == len(runs):
         return f"{len(runs)} independently trained model{'s' if len(runs) > 1 else ''}"
     return f"{len(runs)} fine-tuning seeds of {len(units)} pretrained model{'s' if len(units) > 1 else ''}"
+
+
+def grouped_replicates(runs_by_label: dict[str, list[dict]]) -> str:
+    """"(a) and (b): 5 independently trained models; (d): 1 independently trained model": what each
+    labelled set of runs holds, labels with the same grouped, in the order first seen."""
+    groups: dict[str, list[str]] = {}
+    for label, runs in runs_by_label.items():
+        groups.setdefault(replicates(runs), []).append(label)
+    return "; ".join(f"{listing(labels)}: {what}" for what, labels in groups.items())

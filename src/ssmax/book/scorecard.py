@@ -8,6 +8,7 @@ from collections import Counter
 from .. import experiments as ex
 from . import attention, crosscheck, length, logn, needle, pretraining, sets, theory
 from . import decide as d
+from .labels import listing
 from .runs import Results
 
 
@@ -27,8 +28,21 @@ def beyond_paper_verdicts(results: Results) -> list[d.Verdict]:
     needle protocol, the validation-chosen theta, and the set tasks."""
     return [length.ssmax_vs_inference_scalings(results, 50), length.nope_length_generalization(results),
             length.ssmax_vs_inference_scalings(results, 1, ex.NOPE),
-            *(needle.retrieval_by_protocol(results, p) for p in needle.PROTOCOLS),
+            *(needle.retrieval_by_protocol(results, p) for p in needle.PROTOCOLS), needle.variants_retrieval(results),
             length.ssmax_at_validation_theta(results), *sets.set_task_verdicts(results)]
+
+
+def one_model_text(profile: str) -> str:
+    """"(d) and (f) everywhere, and the needle models fine-tuned at θ×50 ((a), (b) and (c))":
+    what still rests on one pretrained model per variant in a profile."""
+    once = [v for v in ex.VARIANTS if v not in ex.SEEDED_VARIANTS[ex.PAPER]]
+    needle_words = {ex.THETA50: "fine-tuned at θ×50", ex.NOPE: "without position encoding", ex.PAPER: "fine-tuned at θ×1"}
+    needle = [f"{needle_words[p]} ({listing(f'({v})' for v in vs)})"
+              for p, vs in ex.unreplicated_needle(profile).items() if set(vs) - set(once)]
+    out = f"{listing(f'({v})' for v in once)} everywhere" if once else ""
+    if needle:
+        out += (", and " if out else "") + f"the needle models {' or '.join(needle)}"
+    return out or "nothing"
 
 
 def empirical(verdicts: list[d.Verdict]) -> list[d.Verdict]:
@@ -96,6 +110,7 @@ _SECTIONS: dict[str, tuple[str, str]] = {
     "nope-lengthgen": ("05_length_generalization", "ch5-nope"),
     "logn-baselines-nope": ("05_length_generalization", "ch5-nope"),
     "fig6": ("06_needle_in_a_haystack", "ch6-paper-protocol"),
+    "retrieval-variants": ("06_needle_in_a_haystack", "ch6-variants"),
     "fig8": ("07_where_attention_goes", "ch7-fig8"),
 }
 
