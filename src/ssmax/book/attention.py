@@ -7,7 +7,7 @@ import numpy as np
 from .. import experiments as ex
 from . import decide as d
 from .labels import listing
-from .runs import Results, grouped_replicates, replicates, unit_of
+from .runs import Results, grouped_replicates, unit_of
 
 KEYS = ("a", "b", "c", "d", "e", "f", "a-nope", "b-nope")
 OUTCOMES = ("correct", "first_digit", "wrong")
@@ -138,10 +138,8 @@ def others_text(results: Results, variants: str = "cdef") -> str:
     """"(c) 0.41 and (e) 0.30 (5 independently trained models each); (d) 0.12 and (f) 0.20 (1
     independently trained model each)": the other variants' mean median top score, grouped by what
     they rest on."""
-    groups: dict[str, list[str]] = {}
-    for v in variants:
-        groups.setdefault(replicates(results[score_name(v)]), []).append(f"({v}) {mean_median(results, v):.2f}")
-    return "; ".join(f"{listing(items)} ({what}{' each' if len(items) > 1 else ''})" for what, items in groups.items())
+    return grouped_replicates({f"({v}) {mean_median(results, v):.2f}": results[score_name(v)] for v in variants},
+                              lambda items, what: f"{listing(items)} ({what}{' each' if len(items) > 1 else ''})")
 
 
 def against_a_text(verdict: d.Verdict, variants: str = "cdef") -> str:

@@ -83,10 +83,12 @@ def replicates(runs: list[dict]) -> str:
     return f"{len(runs)} fine-tuning seeds of {len(units)} pretrained model{'s' if len(units) > 1 else ''}"
 
 
-def grouped_replicates(runs_by_label: dict[str, list[dict]]) -> str:
+def grouped_replicates(runs_by_label: dict[str, list[dict]],
+                       phrase: Callable[[list[str], str], str] = lambda labels, what: f"{listing(labels)}: {what}") -> str:
     """"(a) and (b): 5 independently trained models; (d): 1 independently trained model": what each
-    labelled set of runs holds, labels with the same grouped, in the order first seen."""
+    labelled set of runs holds, labels with the same grouped, in the order first seen; ``phrase``
+    words one group from its labels and what they hold."""
     groups: dict[str, list[str]] = {}
     for label, runs in runs_by_label.items():
         groups.setdefault(replicates(runs), []).append(label)
-    return "; ".join(f"{listing(labels)}: {what}" for what, labels in groups.items())
+    return "; ".join(phrase(labels, what) for what, labels in groups.items())

@@ -37,11 +37,11 @@ def one_model_text(profile: str) -> str:
     what still rests on one pretrained model per variant in a profile."""
     once = [v for v in ex.VARIANTS if v not in ex.SEEDED_VARIANTS[ex.PAPER]]
     needle_words = {ex.THETA50: "fine-tuned at θ×50", ex.NOPE: "without position encoding", ex.PAPER: "fine-tuned at θ×1"}
-    needle = [f"{needle_words[p]} ({listing(f'({v})' for v in vs)})"
-              for p, vs in ex.unreplicated_needle(profile).items() if set(vs) - set(once)]
+    needle_models = [f"{needle_words[p]} ({listing(f'({v})' for v in vs)})"
+                     for p, vs in ex.unreplicated_needle(profile).items() if set(vs) - set(once)]
     out = f"{listing(f'({v})' for v in once)} everywhere" if once else ""
-    if needle:
-        out += (", and " if out else "") + f"the needle models {' or '.join(needle)}"
+    if needle_models:
+        out += (", and " if out else "") + f"the needle models {' or '.join(needle_models)}"
     return out or "nothing"
 
 
