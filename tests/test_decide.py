@@ -143,9 +143,10 @@ def test_loss_floor():
 
 
 @pytest.mark.parametrize("name, seed, root", [("needle-eval-b", 2, 2), ("needle-score-b", 2, 2),
-                                              ("needle-eval-c-theta50", 2, 0), ("needle-eval-b-theta50", 2, 0),
+                                              ("needle-eval-c-theta50", 2, 0), ("needle-eval-b-theta50", 2, 2),
                                               ("needle-score-e", 3, 3), ("lengthgen-e", 1, 1),
-                                              ("pretrain-b", 2, 2), ("needle-score-a-nope", 0, 0), ("theta-study-c", 0, 0),
+                                              ("pretrain-b", 2, 2), ("needle-score-a-nope", 0, 0), ("needle-eval-b-nope", 2, 0),
+                                              ("theta-study-c", 0, 0),
                                               ("keyret-ssmax-bounded", 1, 1)])
 def test_the_unit_is_the_pretraining_seed_at_the_root_of_the_weights(name, seed, root):
     config = store.to_jsonable(experiments.experiment_config(name, "cpu", seed))

@@ -209,7 +209,7 @@ PROFILE_SETTINGS: dict[str, Profile] = {
         model_seeds=(0, 1, 2, 3, 4),
         # replicated so far (the rest follows as it is computed on 2 cores: each seed adds runs and
         # changes none)
-        replicated_needle={PAPER: ("a", "b", "c", "e")},
+        replicated_needle={PAPER: ("a", "b", "c", "e"), THETA50: ("a", "b")},
         needle_model_seeds=(0, 1, 2, 3, 4),
     ),
     "gpu": Profile(
@@ -271,7 +271,11 @@ def describe_profile(profile: str) -> str:
     prof = check_profile(profile)
     m, pt, sft = prof.model, prof.pretrain, prof.sft
     replicated = [f"{PROTOCOL_WORDS[p]} {', '.join(f'({v})' for v in vs)}" for p, vs in prof.replicated_needle.items() if vs]
-    others = [f"{PROTOCOL_WORDS[p]} {', '.join(f'({v})' for v in vs)}" for p, vs in unreplicated_needle(profile).items()]
+    pending = unreplicated_needle(profile)
+    others = [f"{PROTOCOL_WORDS[p]} {', '.join(f'({v})' for v in vs)}" for p, vs in pending.items()]
+    # the per-variant rates apply only to runs not yet replicated (with RoPE: NoPE has its own)
+    overridden = {v for p, vs in pending.items() if p != NOPE for v in vs}
+    single = [f"({v})" for p, vs in pending.items() for v in vs if v not in FT_SEED_VARIANTS[p]]
     params = GPT(_model_config(prof, "softmax")).num_parameters()
     tokens = pt["steps"] * pt["batch_size"] * m["block_size"]
     return "\n".join([
@@ -291,10 +295,11 @@ def describe_profile(profile: str) -> str:
         *([f"needle models replicated end to end (seed k fine-tunes pretrained model k; {'; '.join(replicated)}): "
            f"seeds {list(prof.needle_seeds)}"] if replicated else []),
         *([f"not yet replicated ({'; '.join(others)}): fine-tuning seeds {list(prof.seeds)} of the seed-0 model"
+           + (f" ({', '.join(single)}: seed {prof.seeds[0]} only)" if single else "")
            + "".join(f"; ({v}) with {', '.join(f'{k} {x:g}' for k, x in o.items())}"
-                     for v, o in prof.sft_overrides.items())
+                     for v, o in prof.sft_overrides.items() if v in overridden)
            + (f"; NoPE models with {', '.join(f'{k} {x:g}' for k, x in prof.nope_sft_overrides.items())}"
-              if prof.nope_sft_overrides else "")
+              if prof.nope_sft_overrides and NOPE in pending else "")
            + (f"; at most {prof.unreplicated_sft_halvings} halvings" if prof.unreplicated_sft_halvings is not None
               else "")] if others else []),
     ])
