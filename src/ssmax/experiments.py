@@ -275,7 +275,8 @@ def describe_profile(profile: str) -> str:
     others = [f"{PROTOCOL_WORDS[p]} {', '.join(f'({v})' for v in vs)}" for p, vs in pending.items()]
     # the per-variant rates apply only to runs not yet replicated (with RoPE: NoPE has its own)
     overridden = {v for p, vs in pending.items() if p != NOPE for v in vs}
-    single = [f"({v})" for p, vs in pending.items() for v in vs if v not in FT_SEED_VARIANTS[p]]
+    single = [f"({v})" for p, vs in pending.items() for v in vs
+              if len(seeds_for(str(ExperimentName("needle-sft", v, p)), profile)) == 1]
     params = GPT(_model_config(prof, "softmax")).num_parameters()
     tokens = pt["steps"] * pt["batch_size"] * m["block_size"]
     return "\n".join([
